@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Set streamer up on a fresh Debian/Ubuntu machine, then do one thing:
+#   bash .ci/setup.sh run  [streamer run args]   start the host on config/default.toml
+#   bash .ci/setup.sh test [pytest args]         run the test suite
+#   bash .ci/setup.sh lint                       ruff + mypy
+#   bash .ci/setup.sh                            only set up
+# System packages are installed with apt-get when we are root (or have passwordless sudo); otherwise
+# the script says exactly what to install and carries on (piper speaks without espeak-ng).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode="${1:-setup}"
+[ $# -gt 0 ] && shift
+
+say() { printf '[setup] %s\n' "$*" >&2; }
+
+# 1. System packages: espeak-ng (fallback voice), PulseAudio (virtual microphone), a CJK font (subtitles).
+pkgs=(espeak-ng pulseaudio pulseaudio-utils fonts-noto-cjk)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then
+    sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo -n"
+    say "installing system packages: ${missing[*]}"
+    $sudo_cmd apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    say "please install these system packages yourself: sudo apt-get install ${missing[*]}"
+  fi
+fi
+
+# 2. Python 3.10+ virtual environment with the package and its extras.
+py="${PYTHON:-python3}"
+"$py" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { say "Python 3.10 or newer is needed"; exit 1; }
+[ -x .venv/bin/python ] || "$py" -m venv .venv
+case "$mode" in
+  test|lint) extras="piper,asr,vcam,dev" ;;
+  *) extras="piper,vcam" ;;
+esac
+stamp=".venv/.streamer-$extras-$(cat pyproject.toml | cksum | cut -d' ' -f1)"
+if [ ! -f "$stamp" ]; then
+  say "installing Python packages (.[${extras}])"
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+  .venv/bin/python -m pip install -q -e ".[${extras}]" 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -c 'import streamer, avatars, overlays, chat_sources' && touch "$stamp"
+fi
+
+case "$mode" in
+  run)  exec .venv/bin/streamer run "$@" ;;
+  test) exec .venv/bin/python -m pytest "$@" ;;
+  lint) .venv/bin/ruff check . && exec .venv/bin/mypy ;;
+  setup) say "ready: .venv/bin/streamer run" ;;
+  *) say "unknown mode '$mode' (run | test | lint)"; exit 2 ;;
+esac

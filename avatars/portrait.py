@@ -1,0 +1,117 @@
+"""Loading a portrait into an ``Avatar``: fit it to the output frame and find the face once.
+
+Faces are found with OpenCV's Haar cascade (shipped by the opencv 4.x wheels). The mouth and eyes
+are placed by the usual proportions of a frontal face box, unless the avatar config gives explicit
+hints. A photo with no detectable face and no hints fails with a message saying what to do.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from avatars.base import Avatar, FaceHints
+from avatars.default_host import draw_default_host
+
+log = logging.getLogger(__name__)
+
+
+class AvatarError(RuntimeError):
+    pass
+
+
+def haar_cascade() -> cv2.CascadeClassifier:
+    data = getattr(cv2, "data", None)
+    path = Path(data.haarcascades) / "haarcascade_frontalface_default.xml" if data else None
+    if path is None or not path.is_file():
+        raise AvatarError("OpenCV's Haar face cascade is missing: pip install 'opencv-python-headless<5'")
+    return cv2.CascadeClassifier(str(path))
+
+
+def detect_face(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The largest frontal face (x, y, w, h), or None."""
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    gray = cv2.equalizeHist(gray)
+    min_side = max(24, min(gray.shape) // 10)
+    faces = haar_cascade().detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side))
+    if len(faces) == 0:
+        return None
+    x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
+    return int(x), int(y), int(w), int(h)
+
+
+def _fit(img: np.ndarray, width: int, height: int) -> tuple[np.ndarray, float, float, float]:
+    """Scale the portrait to the frame height, centre it over a blurred, darkened cover of itself."""
+    h, w = img.shape[:2]
+    scale = height / h
+    if w * scale > width:
+        scale = width / w
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    fg = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    cover = max(width / w, height / h)
+    bg = cv2.resize(img, (max(width, round(w * cover)), max(height, round(h * cover))), interpolation=cv2.INTER_AREA)
+    by, bx = (bg.shape[0] - height) // 2, (bg.shape[1] - width) // 2
+    bg = cv2.GaussianBlur(bg[by:by + height, bx:bx + width], (0, 0), 25)
+    out = (bg.astype(np.float32) * 0.55).astype(np.uint8)
+    ox, oy = (width - nw) // 2, (height - nh) // 2
+    out[oy:oy + nh, ox:ox + nw] = fg
+    return out, scale, ox, oy
+
+
+def _sample(img: np.ndarray, x: float, y: float, r: int = 3) -> tuple[int, int, int]:
+    h, w = img.shape[:2]
+    xi, yi = int(np.clip(x, r, w - r - 1)), int(np.clip(y, r, h - r - 1))
+    patch = img[yi - r:yi + r + 1, xi - r:xi + r + 1].reshape(-1, 3)
+    c = np.median(patch, axis=0)
+    return int(c[0]), int(c[1]), int(c[2])
+
+
+def hints_from_face_box(img: np.ndarray, box: tuple[int, int, int, int]) -> FaceHints:
+    x, y, w, h = box
+    mouth = (x + 0.5 * w, y + 0.80 * h)
+    eyes = ((x + 0.31 * w, y + 0.40 * h), (x + 0.69 * w, y + 0.40 * h))
+    return FaceHints(
+        mouth=mouth,
+        mouth_width=0.36 * w,
+        eyes=eyes,
+        eye_size=(0.10 * w, 0.055 * h),
+        skin=_sample(img, x + 0.5 * w, y + 0.62 * h, 4),
+        lip=_sample(img, mouth[0], mouth[1] + 0.03 * h, 2),
+        face_box=box,
+    )
+
+
+def load_avatar(image: str | Path | None, width: int, height: int,
+                mouth_x: float | None = None, mouth_y: float | None = None,
+                mouth_width: float | None = None) -> Avatar:
+    """The bundled host when ``image`` is empty, else the portrait at ``image`` fitted to the frame.
+
+    Explicit hints (mouth_x, mouth_y, mouth_width) are in the source image's pixels.
+    """
+    if not image:
+        return draw_default_host(width, height)
+    path = Path(image)
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise AvatarError(f"cannot read avatar image {path} (missing or not an image)")
+    src = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    frame, scale, ox, oy = _fit(src, width, height)
+    if mouth_x is not None and mouth_y is not None:
+        mw = (mouth_width or 0.12 * src.shape[1]) * scale
+        mx, my = ox + mouth_x * scale, oy + mouth_y * scale
+        fw = mw / 0.36
+        box = (int(mx - fw / 2), int(my - 0.8 * fw), int(fw), int(fw))
+    else:
+        found = detect_face(src)
+        if found is None:
+            raise AvatarError(
+                f"no face found in {path}: use a frontal, well-lit portrait, or set [avatar] mouth_x, "
+                "mouth_y and mouth_width (pixels of the source image)")
+        x, y, w, h = found
+        box = (int(ox + x * scale), int(oy + y * scale), int(w * scale), int(h * scale))
+    hints = hints_from_face_box(frame, box)
+    log.info("avatar loaded", extra={"avatar": str(path), "face_box": box})
+    return Avatar(path.stem, frame, hints)

@@ -1,0 +1,187 @@
+"""The app: wires every part from the config, owns every task and thread, and stops them all.
+
+Network and control live on one asyncio loop; TTS and rendering run in worker threads; the output
+clock and each sink run in their own threads. Nothing starts in a constructor: ``start()`` starts,
+``stop()`` cancels and joins everything (Ctrl-C stops within a second).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from typing import Any
+
+from avatars.portrait import load_avatar
+from avatars.procedural import ProceduralRenderer
+from chat_sources.base import ChatSource
+from chat_sources.replay import ReplayChatSource
+from chat_sources.websocket import WebsocketChatSource
+from overlays import draw_chat, draw_subtitle
+from streamer.clock import OutputClock, PlaybackEvent
+from streamer.config import ReplaySource, Settings, WebsocketSource
+from streamer.director import Director
+from streamer.events import ChatEvent
+from streamer.persona import ScriptedPersona, load_catalogue
+from streamer.sinks.base import Sink, SinkWorker
+from streamer.sinks.camera import VirtualCameraSink
+from streamer.sinks.microphone import VirtualMicrophoneSink
+from streamer.sinks.recording import RecordingSink
+from streamer.speaker import Speaker
+from streamer.voice.base import TTS, create_tts
+
+log = logging.getLogger(__name__)
+
+
+def build_tts(settings: Settings) -> TTS:
+    v = settings.voice
+    return create_tts(v.engine, settings.stream.sample_rate, model=v.piper_model and str(settings.resolve(v.piper_model)),
+                      voice=v.espeak_voice, speed=v.speed, volume=v.volume)
+
+
+def build_sources(settings: Settings) -> list[ChatSource]:
+    sources: list[ChatSource] = []
+    for s in settings.chat:
+        if isinstance(s, ReplaySource):
+            sources.append(ReplayChatSource(settings.resolve(s.path), s.speed, s.loop, s.room))
+        elif isinstance(s, WebsocketSource):
+            sources.append(WebsocketChatSource(s.host, s.port, s.room))
+    return sources
+
+
+def build_sinks(settings: Settings, extra: list[Sink] | None = None) -> list[Sink]:
+    st, out = settings.stream, settings.outputs
+    sinks: list[Sink] = []
+    if out.camera.enabled != "off":
+        sinks.append(VirtualCameraSink(st.width, st.height, st.fps, out.camera.device, out.camera.backend))
+    if out.microphone.enabled:
+        sinks.append(VirtualMicrophoneSink(out.microphone.sink, st.sample_rate, out.microphone.target_latency_ms))
+    if out.recording.enabled:
+        r = out.recording
+        sinks.append(RecordingSink(r.dir, st.width, st.height, st.fps, st.sample_rate, r.segment_minutes,
+                                   r.max_total_mb, r.crf))
+    return sinks + (extra or [])
+
+
+class App:
+    def __init__(self, settings: Settings, extra_sinks: list[Sink] | None = None) -> None:
+        self.settings = settings
+        self.extra_sinks = extra_sinks or []
+        self.tts: TTS | None = None
+        self.clock: OutputClock | None = None
+        self.director: Director | None = None
+        self.sources: list[ChatSource] = []
+        self.workers: list[SinkWorker] = []
+        self.playback_log: collections.deque[dict[str, Any]] = collections.deque(maxlen=1000)
+        self.started_at = 0.0
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def start(self) -> None:
+        s = self.settings
+        self._loop = asyncio.get_running_loop()
+        catalogue = load_catalogue(s.resolve(s.persona.catalogue))
+        self.tts = await asyncio.to_thread(build_tts, s)
+        log.info("voice ready", extra={"engine": self.tts.describe()})
+        avatar = await asyncio.to_thread(load_avatar, s.avatar.image and str(s.resolve(s.avatar.image)),
+                                         s.stream.width, s.stream.height, s.avatar.mouth_x, s.avatar.mouth_y,
+                                         s.avatar.mouth_width)
+        renderer = ProceduralRenderer(avatar, s.stream.fps)
+        self.workers = [SinkWorker(sink) for sink in build_sinks(s, self.extra_sinks)]
+        self.clock = OutputClock(s.stream.fps, s.stream.sample_rate, renderer, self.workers, [draw_chat, draw_subtitle],
+                                 on_playback=self._on_playback)
+        speaker = Speaker(self.tts, renderer, self.clock)
+        persona = ScriptedPersona(catalogue, s.persona.name)
+        self.director = Director(persona, speaker, s.director, s.persona.idle_after_s)
+        self.sources = build_sources(s)
+        await asyncio.to_thread(self.clock.start)
+        self.started_at = time.monotonic()
+        self._tasks.append(asyncio.create_task(self.director.run(), name="director"))
+        for src in self.sources:
+            self._tasks.append(asyncio.create_task(self._run_source(src), name=f"source-{src.name}"))
+        await self._sources_listening()
+        log.info("streamer running", extra={"fps": s.stream.fps, "size": f"{s.stream.width}x{s.stream.height}",
+                                            "sinks": ",".join(w.sink.name for w in self.workers if not w.failed)})
+
+    async def _sources_listening(self, timeout: float = 5.0) -> None:
+        """Wait until servers among the sources (the local websocket) accept connections."""
+        waits = [asyncio.create_task(src.ready.wait()) for src in self.sources if isinstance(src, WebsocketChatSource)]
+        if waits:
+            _, pending = await asyncio.wait(waits, timeout=timeout)
+            for w in pending:
+                w.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+
+    async def _run_source(self, src: ChatSource) -> None:
+        delay = 1.0
+        while True:
+            try:
+                await src.run(self.inject)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.error("chat source failed; restarting", extra={"source": src.describe(), "error": str(e),
+                                                                   "retry_s": delay})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+
+    def inject(self, event: ChatEvent) -> None:
+        assert self.director is not None and self.clock is not None
+        if event.text:
+            self.clock.overlay_state.chat.append(f"{event.user.name}: {event.text}"[:80])
+        self.director.submit(event)
+
+    def _on_playback(self, ev: PlaybackEvent) -> None:  # clock thread
+        entry = {"kind": ev.kind, "utterance": ev.segment.utterance.id, "answers": ev.segment.utterance.answers,
+                 "source": ev.segment.utterance.source, "text": ev.segment.text, "tick": ev.tick,
+                 "completed": ev.completed, "played_frames": ev.played_frames, "turn": ev.segment.turn}
+        self.playback_log.append(entry)
+        if ev.kind == "start":
+            log.info("speech started", extra={"utterance": entry["utterance"], "answers": entry["answers"],
+                                              "tick": ev.tick})
+
+    # ------------------------------------------------------------------ commands
+    async def interrupt(self) -> int:
+        assert self.director is not None
+        return await self.director.interrupt()
+
+    async def pause(self) -> int:
+        assert self.director is not None
+        return await self.director.pause()
+
+    def resume(self) -> None:
+        assert self.director is not None
+        self.director.resume()
+
+    def say_now(self, text: str) -> None:
+        assert self.director is not None
+        self.director.say_now(text)
+
+    def status(self) -> dict[str, Any]:
+        assert self.clock is not None and self.director is not None
+        seg = self.clock.speaking
+        return {
+            "speaking": seg.text if seg else None,
+            "answering": seg.utterance.answers if seg else None,
+            "queue": len(self.director),
+            "paused": self.director.paused,
+            "fps": round(self.clock.measured_fps(), 2),
+            "ticks": self.clock.ticks,
+            "av_offset_ms": 0.0,
+            "uptime_s": round(time.monotonic() - self.started_at, 1),
+            "sinks": {w.sink.name: {"ok": w.failed is None, "error": w.failed, "written": w.written,
+                                    "dropped": w.dropped, **w.sink.status()} for w in self.workers},
+        }
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self.clock is not None:
+            await asyncio.to_thread(self.clock.stop, 0.8)
+        if self.tts is not None:
+            self.tts.close()
+        log.info("streamer stopped")

