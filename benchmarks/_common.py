@@ -1,0 +1,36 @@
+"""Helpers shared by the benchmarks (not a test utility: benchmarks measure, tests assert)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from typing import Any
+
+import numpy as np
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def percentiles(values: Any, scale: float = 1.0) -> dict[str, float]:
+    a = np.asarray(values, dtype=np.float64) * scale
+    if a.size == 0:
+        return {"p50": float("nan"), "p99": float("nan"), "max": float("nan")}
+    return {"p50": round(float(np.percentile(a, 50)), 3), "p99": round(float(np.percentile(a, 99)), 3),
+            "max": round(float(a.max()), 3)}
+
+
+def machine() -> dict[str, Any]:
+    return {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform()}
+
+
+def report(result: dict[str, Any]) -> None:
+    result.setdefault("machine", machine())
+    print(json.dumps(result))

@@ -1,0 +1,153 @@
+"""Time from a chat message arriving to the first audible sample at a sink, split by stage.
+
+Runs the real app (websocket source, director, scripted persona, piper or espeak-ng voice, procedural
+renderer, clock) headless with a capturing sink, sends questions over the local websocket one at a
+time, and reads each stage's time from the structured log records.
+
+Usage: python benchmarks/bench_latency.py [--messages 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._common import percentiles, report  # noqa: E402
+from streamer.app import App  # noqa: E402
+from streamer.config import load_settings  # noqa: E402
+from streamer.sinks.base import Sink, Tick  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+QUESTIONS = ["how much is it?", "is shipping free?", "does it need a battery?", "is it easy to clean?",
+             "what colors do you have?", "warranty?", "how much does it weigh?", "can I use capsules?",
+             "how many are left in stock?", "what is that machine?"]
+
+
+class Stages(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def first(self, message: str, **match: object) -> float | None:
+        for r in self.records:
+            if r.getMessage() == message and all(getattr(r, k, None) == v for k, v in match.items()):
+                return r.created
+        return None
+
+
+class FirstSound(Sink):
+    name = "first-sound"
+
+    def __init__(self) -> None:
+        self.heard: list[float] = []
+
+    def write(self, tick: Tick) -> None:
+        if tick.speaking and np.abs(tick.audio).max() > 0.01:
+            self.heard.append(time.time())
+
+
+async def run(n: int, engine: str) -> dict:
+    tmp = Path(tempfile.mkdtemp())
+    cfg = tmp / "bench.toml"
+    cfg.write_text(f"""
+[stream]
+width = 1280
+height = 720
+[voice]
+engine = "{engine}"
+[persona]
+catalogue = "{REPO}/config/products/demo.toml"
+idle_after_s = 600
+[[chat]]
+type = "websocket"
+port = 0
+[outputs.camera]
+enabled = "off"
+[outputs.recording]
+enabled = false
+[control]
+port = 0
+""")
+    stages = Stages()
+    logging.getLogger().addHandler(stages)
+    logging.getLogger().setLevel(logging.INFO)
+    sink = FirstSound()
+    app = App(load_settings(cfg, environ={}), extra_sinks=[sink])
+    await app.start()
+    from websockets.asyncio.client import connect
+
+    rows = []
+    try:
+        async with connect(f"ws://127.0.0.1:{app.sources[0].bound_port}") as ws:
+            await asyncio.sleep(1.0)
+            for i in range(n):
+                heard_before = len(sink.heard)
+                t_send = time.time()
+                await ws.send(json.dumps({"user": f"viewer{i}", "text": QUESTIONS[i % len(QUESTIONS)]}))
+                event_id = json.loads(await ws.recv())["id"]
+                end = time.monotonic() + 30
+                while len(sink.heard) == heard_before and time.monotonic() < end:
+                    await asyncio.sleep(0.005)
+                t_heard = sink.heard[heard_before] if len(sink.heard) > heard_before else float("nan")
+                t_rx = stages.first("chat event received", event=event_id)
+                t_q = stages.first("queued", event=event_id)
+                t_turn = stages.first("turn started", answers=event_id)
+                t_seg = stages.first("segment queued", answers=event_id)
+                t_play = stages.first("speech started", answers=event_id)
+                seg = next(r for r in stages.records if r.getMessage() == "segment queued" and getattr(r, "answers", None) == event_id)
+                rows.append({
+                    "source_ms": 1000 * (t_rx - t_send),
+                    "director_ms": 1000 * (t_turn - t_rx),
+                    "tts_ms": float(seg.tts_ms),
+                    "render_ms": float(seg.render_ms),
+                    "queue_to_clock_ms": 1000 * (t_play - t_seg),
+                    "clock_to_sink_ms": 1000 * (t_heard - t_play),
+                    "total_ms": 1000 * (t_heard - t_send),
+                    "_check": (t_q is not None),
+                })
+                await app.interrupt()
+                await asyncio.sleep(0.5)
+    finally:
+        await app.stop()
+        logging.getLogger().removeHandler(stages)
+    keys = [k for k in rows[0] if not k.startswith("_")]
+    return {"messages": n, "voice": app.tts.describe() if app.tts else engine,
+            "stages_ms": {k: percentiles([r[k] for r in rows]) for k in keys}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--messages", type=int, default=10)
+    ap.add_argument("--voice", default="auto")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    for h in logging.getLogger().handlers:
+        h.setLevel(logging.WARNING)  # the stage handler below still sees INFO records
+    res = asyncio.run(run(args.messages, args.voice))
+    st = res["stages_ms"]
+    res["benchmark"] = "latency"
+    res["headline"] = {
+        "chat_to_first_audio_ms_p50": st["total_ms"]["p50"],
+        "chat_to_first_audio_ms_p99": st["total_ms"]["p99"],
+        "tts_first_sentence_ms_p50": st["tts_ms"]["p50"],
+        "director_ms_p50": st["director_ms"]["p50"],
+        "clock_wait_ms_p50": st["queue_to_clock_ms"]["p50"],
+    }
+    report(res)
+
+
+if __name__ == "__main__":
+    main()
