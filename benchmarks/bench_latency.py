@@ -124,7 +124,9 @@ port = 0
         await app.stop()
         logging.getLogger().removeHandler(stages)
     keys = [k for k in rows[0] if not k.startswith("_")]
-    return {"messages": n, "voice": app.tts.describe() if app.tts else engine,
+    tts = app.tts
+    rtf = round(tts.total_audio_s / tts.total_synthesis_s, 1) if tts and tts.total_synthesis_s else float("nan")
+    return {"messages": n, "voice": tts.describe() if tts else engine, "tts_times_realtime": rtf,
             "stages_ms": {k: percentiles([r[k] for r in rows]) for k in keys}}
 
 
@@ -145,6 +147,7 @@ def main() -> None:
         "tts_first_sentence_ms_p50": st["tts_ms"]["p50"],
         "director_ms_p50": st["director_ms"]["p50"],
         "clock_wait_ms_p50": st["queue_to_clock_ms"]["p50"],
+        "tts_times_realtime": res["tts_times_realtime"],
     }
     report(res)
 
