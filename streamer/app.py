@@ -169,11 +169,19 @@ class App:
             "paused": self.director.paused,
             "fps": round(self.clock.measured_fps(), 2),
             "ticks": self.clock.ticks,
-            "av_offset_ms": 0.0,
+            "av_offset_ms": self._av_offset_ms(),
             "uptime_s": round(time.monotonic() - self.started_at, 1),
             "sinks": {w.sink.name: {"ok": w.failed is None, "error": w.failed, "written": w.written,
                                     "dropped": w.dropped, **w.sink.status()} for w in self.workers},
         }
+
+    def _av_offset_ms(self) -> float:
+        """Audio behind video at the outputs: the clock emits both in the same tick, so what remains is
+        the virtual microphone's device buffer (0 without one)."""
+        for w in self.workers:
+            if isinstance(w.sink, VirtualMicrophoneSink) and w.failed is None:
+                return round(w.sink.latency_s * 1000.0, 1)
+        return 0.0
 
     async def stop(self) -> None:
         for t in self._tasks:

@@ -127,8 +127,22 @@ async def test_run_headless_answers_chat_interrupts_and_keeps_pace(tmp_path):
                 faded_at = (await r.json())["faded_at_tick"]
             async with http.get(f"{base}/status", headers=auth) as r:
                 assert (await r.json())["speaking"] is None
+            await asyncio.sleep(2.5)  # silence after the interrupt is checked below
+
+            async with http.post(f"{base}/pause", headers=auth) as r:
+                assert (await r.json())["paused"] is True
+            async with http.post(f"{base}/say", headers=auth, json={"text": "Flash sale in five minutes!"}) as r:
+                assert r.status == 200
+            await asyncio.sleep(1.0)
+            assert not any(e["source"] == "operator" for e in app.playback_log)  # paused: nothing new is said
+            async with http.post(f"{base}/resume", headers=auth) as r:
+                assert r.status == 200
+            assert await _wait_for(lambda: any(e["source"] == "operator" and e["text"] == "Flash sale in five minutes!"
+                                               for e in app.playback_log), 10)
+            async with http.post(f"{base}/say", headers=auth, data=b"not json") as r:
+                assert r.status == 400
             remaining = 20.0 - (time.monotonic() - t_start)
-            await asyncio.sleep(max(3.0, remaining))
+            await asyncio.sleep(max(1.0, remaining))
     finally:
         await control.stop()
         await app.stop()

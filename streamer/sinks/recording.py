@@ -93,11 +93,11 @@ class RecordingSink(Sink):
         if self.writer is not None:
             self.writer.close()
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        path = self.folder / f"streamer-{stamp}.mp4"
-        n = 1
+        n = 0
+        path = self.folder / f"streamer-{stamp}-{n:02d}.mp4"  # names sort in recording order
         while path.exists():
-            path = self.folder / f"streamer-{stamp}-{n}.mp4"
             n += 1
+            path = self.folder / f"streamer-{stamp}-{n:02d}.mp4"
         self.writer = MP4Writer(path, *self.size, self.fps, self.sample_rate, self.crf)
         self.files.append(path)
         log.info("recording to file", extra={"path": str(path)})
