@@ -81,4 +81,4 @@ def event_from_json(data: str | bytes | dict[str, Any], platform: str, room: str
             raise ChatMessageError(f"currency: unknown unit {msg.currency!r}; known: {', '.join(TO_CNY)}")
         amount = Amount(msg.amount, msg.currency, round(msg.amount * rate, 4))
     return ChatEvent(platform=platform, room=room, kind=EventKind(msg.kind), user=user, text=clean_text(msg.text),
-                     amount=amount, gift_name=clean_text(msg.gift, 64), gift_count=msg.count, raw=data)
+                     amount=amount, gift_name=clean_text(msg.gift, 64), count=msg.count, raw=data)

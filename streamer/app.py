@@ -47,7 +47,26 @@ def build_sources(settings: Settings) -> list[ChatSource]:
             sources.append(ReplayChatSource(settings.resolve(s.path), s.speed, s.loop, s.room))
         elif isinstance(s, WebsocketSource):
             sources.append(WebsocketChatSource(s.host, s.port, s.room))
+        else:
+            sources.append(platform_source(s.type, str(getattr(s, "room", "") or getattr(s, "channel", "")), s.url))
     return sources
+
+
+def platform_source(platform: str, room: str, url: str | None = None) -> ChatSource:
+    """A live-platform chat client by name (bilibili, douyin, twitch); secrets come from the environment."""
+    if platform == "bilibili":
+        from chat_sources.bilibili import BilibiliChatSource
+
+        return BilibiliChatSource(int(room), url=url)
+    if platform == "douyin":
+        from chat_sources.douyin import DouyinChatSource
+
+        return DouyinChatSource(room, url=url)
+    if platform == "twitch":
+        from chat_sources.twitch import TwitchChatSource
+
+        return TwitchChatSource(room, url=url)
+    raise ValueError(f"unknown platform {platform!r}; known: bilibili, douyin, twitch")
 
 
 def build_sinks(settings: Settings, extra: list[Sink] | None = None) -> list[Sink]:

@@ -1,4 +1,4 @@
-"""The command line: ``streamer run | say | doctor``."""
+"""The command line: ``streamer run | say | listen | doctor``."""
 
 from __future__ import annotations
 
@@ -62,6 +62,41 @@ def cmd_say(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _listen(platform: str, room: str, url: str | None, as_json: bool) -> int:
+    import json
+
+    from streamer.app import platform_source
+    from streamer.events import ChatEvent
+
+    try:
+        source = platform_source(platform, room, url)
+    except ValueError as e:
+        print(f"listen: {e}", file=sys.stderr)
+        return 2
+
+    def show(event: ChatEvent) -> None:
+        if as_json:
+            print(json.dumps(event.to_dict(), ensure_ascii=False), flush=True)
+        else:
+            paid = f" [{event.amount.value:g} {event.amount.unit}]" if event.amount else ""
+            what = event.text or event.gift_name or event.action
+            print(f"{event.kind.value:<10} {event.user.name}: {what}{paid}", flush=True)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    task = asyncio.create_task(source.run(show))
+    await asyncio.wait({task, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return 0
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    return asyncio.run(_listen(args.platform, args.room, args.url, args.json))
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from streamer.doctor import run_doctor
 
@@ -85,6 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--voice", choices=["auto", "piper", "espeak"])
     p.add_argument("--no-subtitles", action="store_true")
     p.set_defaults(func=cmd_say)
+
+    p = sub.add_parser("listen", help="print a live room's chat as normalised events until Ctrl-C")
+    p.add_argument("platform", choices=["bilibili", "douyin", "twitch"])
+    p.add_argument("room", help="room id (bilibili, douyin: the number in live.douyin.com/<room>) or channel (twitch)")
+    p.add_argument("--url", help="connect to this websocket URL instead (skips the HTTP bootstrap)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=cmd_listen)
 
     p = sub.add_parser("doctor", help="check every component and say how to fix what is missing")
     p.add_argument("-c", "--config")

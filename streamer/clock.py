@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -210,6 +211,9 @@ class OutputClock:
     # ------------------------------------------------------------------ pacing
     def start(self, open_timeout_s: float = 5.0) -> None:
         """Open every sink (in its own thread, all at once), then start ticking from tick 0."""
+        # Python hands the GIL to a waiting thread only every switch interval (5 ms by default); the
+        # clock and the sinks must not wait that long behind a burst of chat parsing on the loop thread.
+        sys.setswitchinterval(min(sys.getswitchinterval(), 0.001))
         for s in self.sinks:
             s.start()
         deadline = time.monotonic() + open_timeout_s

@@ -90,7 +90,32 @@ class WebsocketSource(_Model):
     room: str = "local"
 
 
-ChatSourceSettings = Annotated[ReplaySource | WebsocketSource, Field(discriminator="type")]
+class BilibiliSource(_Model):
+    """Cookie (optional, restores masked names): BILIBILI_COOKIE in the environment."""
+
+    type: Literal["bilibili"]
+    room: Annotated[int, Field(gt=0)]
+    url: str | None = None
+
+
+class DouyinSource(_Model):
+    """``room`` is the number in live.douyin.com/<room>. Cookie (optional): DOUYIN_COOKIE."""
+
+    type: Literal["douyin"]
+    room: Annotated[str, Field(pattern=r"^\d+$")]
+    url: str | None = None
+
+
+class TwitchSource(_Model):
+    """Anonymous read-only unless TWITCH_TOKEN and TWITCH_NICK are in the environment."""
+
+    type: Literal["twitch"]
+    channel: Annotated[str, Field(pattern=r"^#?[A-Za-z0-9_]{2,25}$")]
+    url: str | None = None
+
+
+ChatSourceSettings = Annotated[ReplaySource | WebsocketSource | BilibiliSource | DouyinSource | TwitchSource,
+                               Field(discriminator="type")]
 
 
 class CameraOutput(_Model):
@@ -174,7 +199,8 @@ def _env_overrides(data: dict[str, Any], environ: dict[str, str]) -> None:
 
 
 def _describe(err: Any) -> str:
-    loc = ".".join(str(p) for p in err["loc"] if not (isinstance(p, str) and p in ("replay", "websocket")))
+    loc = ".".join(str(p) for p in err["loc"]
+                   if not (isinstance(p, str) and p in ("replay", "websocket", "bilibili", "douyin", "twitch")))
     got = err.get("input")
     got_s = "" if isinstance(got, dict) else f" (got {got!r})"
     return f"{loc}: {err['msg']}{got_s}"

@@ -12,7 +12,7 @@ content never piles up in front of a viewer's question.
 from __future__ import annotations
 
 import asyncio
-import heapq
+import collections
 import itertools
 import logging
 import time
@@ -49,7 +49,9 @@ class Director:
         self.settings = settings
         self.idle_after_s = idle_after_s
         self.time_fn = time_fn
-        self._heap: list[QueueItem] = []
+        # one FIFO per priority class: O(1) push, pop and overflow drop, whatever the chat rate
+        self._classes: list[collections.deque[QueueItem]] = [collections.deque() for _ in range(IDLE + 1)]
+        self._size = 0
         self._seq = itertools.count()
         self._batches: dict[EventKind, list[ChatEvent]] = {}
         self._batch_started: dict[EventKind, float] = {}
@@ -62,8 +64,11 @@ class Director:
 
     # ------------------------------------------------------------------ input
     def submit(self, event: ChatEvent) -> None:
-        if event.kind in (EventKind.STREAM_END, EventKind.SYSTEM):
-            log.info("platform notice", extra={"event": event.id, "kind": event.kind.value})
+        if event.kind is EventKind.SYSTEM:
+            self._moderate(event)
+            return
+        if event.kind is EventKind.STREAM_END:
+            log.info("platform notice", extra={"event": event.id, "kind": event.kind.value, "action": event.action})
             return
         if event.kind in _BATCHED:
             self._batches.setdefault(event.kind, []).append(event)
@@ -74,25 +79,61 @@ class Director:
             self._push(QUESTION if event.is_question else DANMAKU, "answer", [event])
         self._wake.set()
 
+    def _moderate(self, event: ChatEvent) -> None:
+        """Platform moderation: a deleted message, a banned/timed-out user or a cleared chat leaves the queue."""
+        if event.action == "delete_message" and event.target:
+            removed = self.remove(lambda e: e.msg_id == event.target and e.platform == event.platform)
+        elif event.action == "clear_user" and event.target:
+            removed = self.remove(lambda e: e.user.id == event.target and e.platform == event.platform)
+        elif event.action == "clear_chat":  # paid items stay: money was spent, and a targeted delete removes one
+            removed = self.remove(lambda e: e.platform == event.platform and not e.kind.is_paid)
+        else:
+            return
+        log.info("moderation applied", extra={"event": event.id, "action": event.action, "removed": removed})
+
+    def remove(self, match: Callable[[ChatEvent], bool]) -> int:
+        """Drop queued and batched events that ``match``; returns how many were removed."""
+        removed = 0
+        for q in self._classes:
+            kept: collections.deque[QueueItem] = collections.deque()
+            for item in q:
+                left = [e for e in item.events if not match(e)]
+                removed += len(item.events) - len(left)
+                if left or not item.events:
+                    item.events = left
+                    kept.append(item)
+            self._size -= len(q) - len(kept)
+            q.clear()
+            q.extend(kept)
+        for kind, events in self._batches.items():
+            left = [e for e in events if not match(e)]
+            removed += len(events) - len(left)
+            self._batches[kind] = left
+            if not left:
+                self._batch_started.pop(kind, None)
+        return removed
+
     def say_now(self, text: str) -> None:
         self._push(OPERATOR, "operator", text=text)
         self._wake.set()
 
     def _push(self, priority: int, kind: str, events: list[ChatEvent] | None = None, text: str = "") -> None:
         item = QueueItem(priority, next(self._seq), self.time_fn(), kind, events or [], text)
-        heapq.heappush(self._heap, item)
+        self._classes[priority].append(item)
+        self._size += 1
         if events:
-            log.info("queued", extra={"event": events[0].id, "priority": priority, "queue": len(self._heap)})
-        while len(self._heap) > self.settings.max_queue:
-            worst = max(self._heap)
-            if worst.priority <= PAID:
+            log.info("queued", extra={"event": events[0].id, "priority": priority, "queue": self._size})
+        while self._size > self.settings.max_queue:
+            # the full queue drops the oldest item of the lowest class; paid and operator items are never dropped
+            victim = next((q for q in reversed(self._classes[QUESTION:]) if q), None)
+            if victim is None:
                 break
-            self._heap.remove(worst)
-            heapq.heapify(self._heap)
+            victim.popleft()
+            self._size -= 1
             self.dropped += 1
 
     def __len__(self) -> int:
-        return len(self._heap) + sum(1 for b in self._batches.values() if b)
+        return self._size + sum(1 for b in self._batches.values() if b)
 
     # ------------------------------------------------------------------ choosing
     def _flush_batches(self, force: bool = False) -> None:
@@ -107,12 +148,14 @@ class Director:
     def next_item(self) -> QueueItem | None:
         self._flush_batches()
         now = self.time_fn()
-        while self._heap:
-            item = heapq.heappop(self._heap)
-            if item.priority >= QUESTION and item.kind == "answer" and now - item.created > self.settings.danmaku_ttl_s:
-                self.expired += 1
-                continue
-            return item
+        for q in self._classes:
+            while q:
+                item = q.popleft()
+                self._size -= 1
+                if item.priority >= QUESTION and item.kind == "answer" and now - item.created > self.settings.danmaku_ttl_s:
+                    self.expired += 1
+                    continue
+                return item
         return None
 
     def _compose(self, item: QueueItem) -> Utterance:

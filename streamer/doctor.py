@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,8 @@ def check_chat(settings: Settings) -> list[Check]:
             n = len(load_replay(path)) if path.is_file() else 0
             out.append(Check(f"chat[{i}] replay", n > 0, f"{path} ({n} messages)",
                              f"set chat[{i}].path to a JSON Lines chat file"))
+        elif not isinstance(src, WebsocketSource):
+            out.append(_reachable(f"chat[{i}] {src.type}", src.url or PLATFORM_HOSTS[src.type]))
         elif isinstance(src, WebsocketSource):
             try:
                 with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -46,6 +49,23 @@ def check_chat(settings: Settings) -> list[Check]:
                 out.append(Check(f"chat[{i}] websocket", False, f"cannot listen on {src.host}:{src.port}: {e.strerror}",
                                  f"free the port or set chat[{i}].port (STREAMER__CHAT__{i}__PORT=...)"))
     return out
+
+
+PLATFORM_HOSTS = {"bilibili": "https://api.live.bilibili.com", "douyin": "https://live.douyin.com",
+                  "twitch": "wss://irc-ws.chat.twitch.tv:443"}
+
+
+def _reachable(component: str, url: str, timeout: float = 3.0) -> Check:
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme in ("https", "wss") else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as e:
+        return Check(component, False, f"{host}:{port} unreachable ({e.strerror or e})",
+                     "check the network, proxy or firewall; the source retries on its own once it is reachable")
+    return Check(component, True, f"{host}:{port} reachable")
 
 
 def check_llm(settings: Settings) -> list[Check]:

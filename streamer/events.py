@@ -86,10 +86,35 @@ class ChatEvent:
     text: str = ""
     amount: Amount | None = None
     gift_name: str = ""
-    gift_count: int = 0
+    count: int = 1
+    """Gifts in this event, likes in a like burst, months of a membership, viewers for a count."""
     timestamp: float = field(default_factory=time.time)
     id: str = field(default_factory=lambda: f"ev{next(_ids)}")
+    msg_id: str = ""
+    """The platform's own id for this message (dedupe across reconnects, deletion by moderators)."""
+    action: str = ""
+    """For SYSTEM events: delete_message, clear_user, clear_chat, delete_super_chat, viewer_count,
+    live, preparing, cut_off, names_masked, raid, notice."""
+    target: str = ""
+    """What a SYSTEM action applies to: a msg_id (delete_message) or a user id (clear_user)."""
+    emotes: tuple[str, ...] = ()
+    """Emote codes found in ``text`` (Twitch emotes, Bilibili [emoticons])."""
+    reply_to: str = ""
+    """msg_id of the message this one replies to, if any."""
     raw: Any = field(default=None, compare=False, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view (without the raw payload)."""
+        return {
+            "id": self.id, "platform": self.platform, "room": self.room, "kind": self.kind.value,
+            "user": {"id": self.user.id, "name": self.user.name, "moderator": self.user.moderator,
+                     "member": self.user.member, "level": self.user.level},
+            "text": self.text, "gift": self.gift_name, "count": self.count,
+            "amount": None if self.amount is None else {"value": self.amount.value, "unit": self.amount.unit,
+                                                         "cny": self.amount.common},
+            "timestamp": self.timestamp, "msg_id": self.msg_id, "action": self.action, "target": self.target,
+            "emotes": list(self.emotes), "reply_to": self.reply_to,
+        }
 
     @property
     def is_question(self) -> bool:

@@ -9,8 +9,8 @@ from streamer.persona import ScriptedPersona, load_catalogue
 from tests.conftest import REPO
 
 
-def ev(kind=EventKind.DANMAKU, text="", name="viewer", amount=None, gift=""):
-    return ChatEvent("test", "room", kind, User(name, name), text, amount, gift, 1)
+def ev(kind=EventKind.DANMAKU, text="", name="viewer", amount=None, gift="", msg_id="", platform="test"):
+    return ChatEvent(platform, "room", kind, User(name, name), text, amount, gift, 1, msg_id=msg_id)
 
 
 @pytest.fixture
@@ -141,3 +141,34 @@ async def test_run_answers_chat_then_fills_silence_with_idle_talk(persona):
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_platform_moderation_removes_queued_messages(persona):
+    from chat_sources.twitch_codec import TwitchCodec
+
+    clock = Clock()
+    d = make_director(persona, clock)
+    twitch = TwitchCodec("chan")
+
+    def chat(line):
+        [e] = twitch.decode(line).events
+        d.submit(e)
+        return e
+
+    chat("@id=m1;user-id=1;display-name=Ann :ann!a@a PRIVMSG #chan :how much is it?")
+    chat("@id=m2;user-id=2;display-name=Troll :t!t@t PRIVMSG #chan :buy followers at spam.example")
+    chat("@id=m3;user-id=2;display-name=Troll :t!t@t PRIVMSG #chan :what about this?")
+    chat("@id=m4;user-id=3;display-name=Bob :b!b@b PRIVMSG #chan :nice stream")
+    chat("@bits=100;id=m5;user-id=4;display-name=Cy :c!c@c PRIVMSG #chan :cheer100 hello")
+    d.submit(ev(text="from another platform", msg_id="m1", platform="bilibili"))
+    assert len(d) == 6
+    chat("@login=ann;target-msg-id=m1 :tmi.twitch.tv CLEARMSG #chan :how much is it?")
+    chat("@ban-duration=600;target-user-id=2 :tmi.twitch.tv CLEARCHAT #chan :troll")
+    texts = []
+    while (item := d.next_item()) is not None:
+        texts.append(item.events[0].text)
+    assert texts == ["cheer100 hello", "nice stream", "from another platform"]
+    chat("@id=m6;user-id=5 :e!e@e PRIVMSG #chan :one more")
+    chat("@bits=100;id=m7;user-id=4 :c!c@c PRIVMSG #chan :cheer100 again")
+    chat(":tmi.twitch.tv CLEARCHAT #chan")
+    assert [i.events[0].text for i in [d.next_item()]] == ["cheer100 again"] and d.next_item() is None

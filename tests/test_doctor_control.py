@@ -37,3 +37,25 @@ def test_control_token_from_environment_or_generated(monkeypatch):
     monkeypatch.delenv("STREAMER_CONTROL_TOKEN")
     a, generated = control_token()
     assert generated and len(a) >= 20 and control_token()[0] != a
+
+
+def test_doctor_checks_platform_reachability(tmp_path):
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    dead_port = closed.getsockname()[1]
+    closed.close()
+    cfg = write_config(tmp_path, f'[[chat]]\ntype = "twitch"\nchannel = "xqc"\nurl = "ws://127.0.0.1:{port}"\n'
+                                 f'[[chat]]\ntype = "bilibili"\nroom = 1\nurl = "ws://127.0.0.1:{dead_port}/sub"\n')
+    lines = []
+    try:
+        run_doctor(load_settings(cfg, environ={}), lines.append)
+    finally:
+        listener.close()
+    assert any(line.startswith("  OK       chat[0] twitch") and "reachable" in line for line in lines)
+    assert any(line.startswith("  MISSING  chat[1] bilibili") and "unreachable" in line for line in lines)

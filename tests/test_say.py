@@ -12,7 +12,7 @@ from tests.test_avatar import mouth_darkness
 
 pytestmark = pytest.mark.slow
 
-SENTENCE = "Welcome to the stream everyone. Today the portable espresso maker costs forty nine dollars."
+SENTENCE = "Welcome to the stream everyone. Today this coffee maker costs only forty nine dollars."
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +38,9 @@ def test_video_at_configured_fps_and_audio_of_the_same_length(said):
 def test_whisper_hears_the_sentence(said, transcriber):
     _, audio, _, rate = said
     text = transcriber.transcribe(audio, rate)
-    wer = word_error_rate(SENTENCE.replace("forty nine", "49"), text.replace("forty-nine", "49").replace("$49", "49"))
-    wer_words = word_error_rate(SENTENCE, text.replace("$49", "forty nine").replace("49", "forty nine"))
-    assert min(wer, wer_words) <= 0.10, text
+    # whisper writes numbers as digits: compare in that form
+    hyp = text.replace("$49", "49 dollars").replace("forty-nine", "49").replace("forty nine", "49")
+    assert word_error_rate(SENTENCE.replace("forty nine", "49"), hyp) <= 0.10, text
 
 
 def test_mouth_moves_when_loud_and_rests_in_silence(said):

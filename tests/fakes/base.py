@@ -1,0 +1,62 @@
+"""A tiny aiohttp host for fake platforms: HTTP endpoints and a websocket route on 127.0.0.1:0."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+
+class FakeServer:
+    def __init__(self) -> None:
+        self.handlers: set[asyncio.Task[Any]] = set()
+        self.app = web.Application(middlewares=[self._track])
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+        self.connections = 0
+        self.sessions: list[asyncio.Task[Any]] = []
+        self.scenarios: list[list[tuple]] = []
+        """One list of actions per websocket connection, in order: ("send", data), ("sleep", s),
+        ("close",), ("stall",), ("expect", predicate, timeout)."""
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> FakeServer:
+        self.runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=0.1)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    @web.middleware
+    async def _track(self, request: web.Request, handler: Any) -> Any:
+        task = asyncio.current_task()
+        assert task is not None
+        self.handlers.add(task)
+        try:
+            return await handler(request)
+        finally:
+            self.handlers.discard(task)
+
+    async def stop(self) -> None:
+        for task in list(self.handlers):
+            task.cancel()
+        await asyncio.gather(*self.handlers, return_exceptions=True)
+        if self.runner:
+            await self.runner.cleanup()
+        await asyncio.sleep(0.01)  # let aiohttp's connection tasks see their transports close
+
+    async def __aenter__(self) -> FakeServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def next_scenario(self) -> list[tuple]:
+        i = self.connections
+        self.connections += 1
+        return self.scenarios[i] if i < len(self.scenarios) else [("stall",)]
