@@ -7,6 +7,7 @@ Usage: python benchmarks/bench_chat.py
 from __future__ import annotations
 
 import asyncio
+import gc
 import gzip
 import json
 import sys
@@ -96,6 +97,8 @@ async def burst_effect(seconds: float = 6.0) -> dict:
         clock = OutputClock(25, 48000, renderer, [SinkWorker(sink, 64)], [draw_chat, draw_subtitle])
         director = Director(persona, None, DirectorSettings(max_queue=200), 10.0)  # type: ignore[arg-type]
         codec = TwitchCodec("pajlada")
+        gc.collect()
+        gc.freeze()  # as App.start does once everything is built
         clock.start()
         time.sleep(1.0)
         t0 = time.perf_counter()

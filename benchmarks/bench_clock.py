@@ -8,6 +8,7 @@ Last line: one JSON object with a "headline".
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import time
 from pathlib import Path
@@ -57,6 +58,8 @@ def paced_phase(renderer: ProceduralRenderer, seconds: float, speaking: bool) ->
     clock.overlay_state.chat.extend(["Mia: hi!", "Sam: how much is it?", "Leo: 这个多少钱？"])
     if speaking:
         feed(clock, renderer, seconds + 5, 1)
+    gc.collect()
+    gc.freeze()  # as App.start does once everything is built
     cpu0, t0 = time.process_time(), time.monotonic()
     clock.start()
     time.sleep(seconds)

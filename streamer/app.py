@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import gc
 import logging
 import time
 from typing import Any
@@ -23,21 +24,27 @@ from streamer.clock import OutputClock, PlaybackEvent
 from streamer.config import ReplaySource, Settings, WebsocketSource
 from streamer.director import Director
 from streamer.events import ChatEvent
-from streamer.persona import ScriptedPersona, load_catalogue
+from streamer.moderation import ModerationRules, Moderator
+from streamer.persona import load_catalogue
+from streamer.persona.catalogue import Catalogue
+from streamer.persona.factory import Cast, build_cast, build_idle, build_output_filter, state_path
+from streamer.persona.memory import Memory
 from streamer.sinks.base import Sink, SinkWorker
 from streamer.sinks.camera import VirtualCameraSink
 from streamer.sinks.microphone import VirtualMicrophoneSink
 from streamer.sinks.recording import RecordingSink
 from streamer.speaker import Speaker
+from streamer.store import Store
 from streamer.voice.base import TTS, create_tts
 
 log = logging.getLogger(__name__)
 
 
-def build_tts(settings: Settings) -> TTS:
+def build_tts(settings: Settings, engine: str | None = None, espeak_voice: str | None = None) -> TTS:
     v = settings.voice
-    return create_tts(v.engine, settings.stream.sample_rate, model=v.piper_model and str(settings.resolve(v.piper_model)),
-                      voice=v.espeak_voice, speed=v.speed, volume=v.volume)
+    return create_tts(engine or v.engine, settings.stream.sample_rate,
+                      model=v.piper_model and str(settings.resolve(v.piper_model)),
+                      voice=espeak_voice or v.espeak_voice, speed=v.speed, volume=v.volume)
 
 
 def build_sources(settings: Settings) -> list[ChatSource]:
@@ -83,6 +90,12 @@ def build_sinks(settings: Settings, extra: list[Sink] | None = None) -> list[Sin
     return sinks + (extra or [])
 
 
+def persona_topic(persona: Any) -> Any:
+    """The scripted persona's FAQ topic finder (used to merge repeated questions)."""
+    scripted = getattr(persona, "fallback", persona)
+    return getattr(scripted, "topic", None)
+
+
 class App:
     def __init__(self, settings: Settings, extra_sinks: list[Sink] | None = None) -> None:
         self.settings = settings
@@ -90,6 +103,10 @@ class App:
         self.tts: TTS | None = None
         self.clock: OutputClock | None = None
         self.director: Director | None = None
+        self.speaker: Speaker | None = None
+        self.catalogue: Catalogue | None = None
+        self.cast: Cast | None = None
+        self.store: Store | None = None
         self.sources: list[ChatSource] = []
         self.workers: list[SinkWorker] = []
         self.playback_log: collections.deque[dict[str, Any]] = collections.deque(maxlen=1000)
@@ -100,19 +117,30 @@ class App:
     async def start(self) -> None:
         s = self.settings
         self._loop = asyncio.get_running_loop()
-        catalogue = load_catalogue(s.resolve(s.persona.catalogue))
-        self.tts = await asyncio.to_thread(build_tts, s)
+        catalogue = self.catalogue = load_catalogue(s.resolve(s.persona.catalogue))
+        memory = Memory()
+        self.cast = build_cast(s, catalogue, memory)
+        profile = self.cast.profiles[self.cast.active]
+        self.tts = await asyncio.to_thread(build_tts, s, profile.voice or None, profile.espeak_voice or None)
         log.info("voice ready", extra={"engine": self.tts.describe()})
-        avatar = await asyncio.to_thread(load_avatar, s.avatar.image and str(s.resolve(s.avatar.image)),
+        image = profile.avatar or s.avatar.image
+        avatar = await asyncio.to_thread(load_avatar, image and str(s.resolve(image)),
                                          s.stream.width, s.stream.height, s.avatar.mouth_x, s.avatar.mouth_y,
                                          s.avatar.mouth_width)
         renderer = ProceduralRenderer(avatar, s.stream.fps)
         self.workers = [SinkWorker(sink) for sink in build_sinks(s, self.extra_sinks)]
         self.clock = OutputClock(s.stream.fps, s.stream.sample_rate, renderer, self.workers, [draw_chat, draw_subtitle],
                                  on_playback=self._on_playback)
-        speaker = Speaker(self.tts, renderer, self.clock)
-        persona = ScriptedPersona(catalogue, s.persona.name)
-        self.director = Director(persona, speaker, s.director, s.persona.idle_after_s)
+        self.speaker = Speaker(self.tts, renderer, self.clock)
+        m = s.moderation
+        moderator = Moderator(ModerationRules(
+            m.blocked_users, m.blocked_words, m.blocked_patterns, m.pinyin, m.max_chars, m.repeat_window_s,
+            m.flood_messages, m.flood_window_s, m.drop_links, m.drop_emote_only, m.approve_new_viewers))
+        self.store = Store(state_path(s))
+        persona = self.cast.build()
+        self.director = Director(persona, self.speaker, s.director, s.persona.idle_after_s, idle=build_idle(s, catalogue),
+                                 moderator=moderator, output_filter=build_output_filter(s, self.cast),
+                                 store=self.store, memory=memory, topic_fn=persona_topic(persona))
         self.sources = build_sources(s)
         await asyncio.to_thread(self.clock.start)
         self.started_at = time.monotonic()
@@ -120,6 +148,10 @@ class App:
         for src in self.sources:
             self._tasks.append(asyncio.create_task(self._run_source(src), name=f"source-{src.name}"))
         await self._sources_listening()
+        # Everything built so far lives for the whole stream: move it out of the cyclic GC's reach, so
+        # a full collection walks only what the stream allocates (it stops every thread, the clock too).
+        gc.collect()
+        gc.freeze()
         log.info("streamer running", extra={"fps": s.stream.fps, "size": f"{s.stream.width}x{s.stream.height}",
                                             "sinks": ",".join(w.sink.name for w in self.workers if not w.failed)})
 
@@ -153,6 +185,10 @@ class App:
         self.director.submit(event)
 
     def _on_playback(self, ev: PlaybackEvent) -> None:  # clock thread
+        if self._loop is not None and self.director is not None:
+            fraction = ev.played_frames / max(1, ev.segment.total_frames)
+            self._loop.call_soon_threadsafe(self.director.on_playback, ev.segment.turn, ev.segment.text, ev.kind,
+                                            ev.completed, fraction)
         entry = {"kind": ev.kind, "utterance": ev.segment.utterance.id, "answers": ev.segment.utterance.answers,
                  "source": ev.segment.utterance.source, "text": ev.segment.text, "tick": ev.tick,
                  "completed": ev.completed, "played_frames": ev.played_frames, "turn": ev.segment.turn}
@@ -178,6 +214,43 @@ class App:
         assert self.director is not None
         self.director.say_now(text)
 
+    # ------------------------------------------------------------------ live settings (control panel)
+    async def set_persona(self, name: str) -> str:
+        """Switch persona; voice and avatar follow its profile. Takes effect at the next utterance."""
+        assert self.cast is not None and self.director is not None and self.speaker is not None
+        persona = self.cast.build(name)
+        profile = self.cast.profiles[name]
+        s = self.settings
+        tts = await asyncio.to_thread(build_tts, s, profile.voice or None, profile.espeak_voice or None)
+        old, self.tts, self.speaker.tts = self.tts, tts, tts
+        if old is not None:
+            old.close()
+        if profile.avatar and self.clock is not None:
+            avatar = await asyncio.to_thread(load_avatar, str(s.resolve(profile.avatar)), s.stream.width, s.stream.height)
+            renderer = ProceduralRenderer(avatar, s.stream.fps)
+            self.speaker.renderer = renderer
+            self.clock.renderer = renderer
+        self.cast.active = name
+        previous = self.director.persona
+        self.director.set_persona(persona)
+        aclose = getattr(previous, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        log.info("persona switched", extra={"persona": name, "voice": tts.describe()})
+        return name
+
+    def update_product(self, product_id: str | None = None, price: float | None = None,
+                       stock: int | None = None) -> dict[str, Any]:
+        assert self.catalogue is not None
+        if product_id:
+            self.catalogue.select(product_id)
+        p = self.catalogue.product
+        if price is not None:
+            p.price = price
+        if stock is not None:
+            p.stock = stock
+        return {"id": p.id, "name": p.name, "price": p.price, "stock": p.stock}
+
     def status(self) -> dict[str, Any]:
         assert self.clock is not None and self.director is not None
         seg = self.clock.speaking
@@ -186,6 +259,7 @@ class App:
             "answering": seg.utterance.answers if seg else None,
             "queue": len(self.director),
             "paused": self.director.paused,
+            "persona": self.cast.active if self.cast else None,
             "fps": round(self.clock.measured_fps(), 2),
             "ticks": self.clock.ticks,
             "av_offset_ms": self._av_offset_ms(),
@@ -211,4 +285,9 @@ class App:
             await asyncio.to_thread(self.clock.stop, 0.8)
         if self.tts is not None:
             self.tts.close()
+        aclose = getattr(self.director.persona if self.director else None, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        if self.store is not None:
+            self.store.close()
         log.info("streamer stopped")

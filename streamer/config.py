@@ -63,16 +63,62 @@ class VoiceSettings(_Model):
 
 
 class PersonaSettings(_Model):
-    kind: Literal["scripted"] = "scripted"
+    """``kind = "llm"`` answers through an OpenAI-compatible endpoint (key from the environment variable
+    named by ``api_key_env``); the scripted persona remains the fallback."""
+
+    kind: Literal["scripted", "llm"] = "scripted"
     name: str = "Joe"
+    profiles: list[str] = []
+    """Persona files (TOML); the one whose name is ``name`` is active, the others can be switched to."""
     catalogue: str = "products/demo.toml"
     idle_after_s: Annotated[float, Field(ge=0.5)] = 8.0
+    base_url: str = ""
+    """Empty: OPENAI_BASE_URL from the environment (or OpenAI itself)."""
+    model: str = "gpt-4o-mini"
+    api_key_env: str = "OPENAI_API_KEY"
+    first_token_timeout_s: Annotated[float, Field(gt=0)] = 4.0
+    stall_timeout_s: Annotated[float, Field(gt=0)] = 4.0
+    retries: Annotated[int, Field(ge=0, le=5)] = 2
+    max_tokens: Annotated[int, Field(ge=16, le=4096)] = 220
+    big_gift_cny: Annotated[float, Field(ge=0)] = 50.0
+
+
+class ModerationSettings(_Model):
+    blocked_users: list[str] = []
+    blocked_words: list[str] = []
+    blocked_patterns: list[str] = []
+    pinyin: bool = True
+    max_chars: Annotated[int, Field(ge=10)] = 200
+    repeat_window_s: Annotated[float, Field(ge=0)] = 60.0
+    flood_messages: Annotated[int, Field(ge=1)] = 5
+    flood_window_s: Annotated[float, Field(gt=0)] = 10.0
+    drop_links: bool = True
+    drop_emote_only: bool = True
+    approve_new_viewers: bool = False
+
+
+class SafetySettings(_Model):
+    """Output compliance: ``rewrite`` replaces absolute claims; ``drop`` terms (profanity, competitors)
+    remove the sentence. ``terms_file`` (TOML with the same keys) extends both."""
+
+    terms_file: str = "safety/terms.toml"
+    rewrite: dict[str, str] = {}
+    drop: list[str] = []
+
+
+class AnnouncementSettings(_Model):
+    text: str
+    every_s: Annotated[float, Field(gt=0)] = 300.0
+    until: str = ""
+    """ISO time (e.g. 2026-11-21T23:00:00+08:00) for {time_left}; the announcement stops after it."""
 
 
 class DirectorSettings(_Model):
     danmaku_ttl_s: Annotated[float, Field(gt=0)] = 60.0
     max_queue: Annotated[int, Field(ge=1)] = 200
     thanks_batch_s: Annotated[float, Field(ge=0)] = 3.0
+    state_db: str = "state/streamer.db"
+    """SQLite file for unanswered paid messages and bans (relative to the current directory)."""
 
 
 class ReplaySource(_Model):
@@ -156,6 +202,9 @@ class Settings(_Model):
     voice: VoiceSettings = VoiceSettings()
     persona: PersonaSettings = PersonaSettings()
     director: DirectorSettings = DirectorSettings()
+    moderation: ModerationSettings = ModerationSettings()
+    safety: SafetySettings = SafetySettings()
+    announcement: list[AnnouncementSettings] = []
     chat: list[ChatSourceSettings] = []
     outputs: Outputs = Outputs()
     control: ControlSettings = ControlSettings()

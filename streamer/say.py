@@ -12,7 +12,7 @@ from overlays import draw_subtitle
 from streamer.app import build_tts
 from streamer.clock import OutputClock
 from streamer.config import Settings
-from streamer.persona.scripted import split_sentences
+from streamer.persona.sentences import split_text
 from streamer.sinks.base import Tick
 from streamer.sinks.recording import MP4Writer
 from streamer.speech import Segment, Utterance
@@ -33,7 +33,7 @@ def render_say(settings: Settings, text: str, out: Path, avatar: str | None = No
         utt = Utterance(text, 0, source="operator")
         frames = 0
         segments = []
-        for sentence in split_sentences(text) or [text]:
+        for sentence in split_text(text) or [text]:
             pcm = tts.synthesize_blocking(sentence)
             seg = Segment(utt, 1, sentence, pcm, renderer.analyze(pcm, st.sample_rate), clock.samples_per_frame)
             segments.append(seg)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Protocol
 
 import numpy as np
@@ -45,31 +46,37 @@ class Speaker:
     def last_turn(self) -> int:
         return self._turns
 
-    async def speak(self, utterance: Utterance, sentences: AsyncIterator[str], turn: int) -> int:
+    async def speak(self, utterance: Utterance, sentences: AsyncGenerator[str, None], turn: int) -> int:
         """Queue every sentence of one reply on the clock; return the number of segments queued."""
         queued = 0
-        async for sentence in sentences:
-            t0 = time.perf_counter()
-            try:
-                pcm = await self.tts.synthesize(sentence)
-            except TTSError as e:
-                log.error("voice failed; skipping sentence", extra={"utterance": utterance.id, "error": str(e)})
-                continue
-            t1 = time.perf_counter()
-            if pcm.size == 0:
-                continue
-            poses = await asyncio.to_thread(self.renderer.analyze, pcm, self.clock.sample_rate)
-            t2 = time.perf_counter()
-            self.stage_times = {"tts_s": t1 - t0, "render_s": t2 - t1}
-            seg = Segment(utterance, turn, sentence, pcm, poses, self.clock.samples_per_frame, created=time.monotonic())
-            while self.clock.queued_frames() > self.lookahead_frames:
-                await asyncio.sleep(0.04)
-            if self.clock.enqueue(seg):
-                queued += 1
-                log.info("segment queued", extra={"utterance": utterance.id, "answers": utterance.answers,
-                                                  "turn": turn, "frames": seg.total_frames,
-                                                  "tts_ms": round(1000 * (t1 - t0)), "render_ms": round(1000 * (t2 - t1))})
+        async with aclosing(sentences):  # a cancelled turn closes the whole generator chain now, not at GC
+            async for sentence in sentences:
+                queued += await self._speak_sentence(utterance, sentence, turn)
         return queued
+
+    async def _speak_sentence(self, utterance: Utterance, sentence: str, turn: int) -> int:
+        """Voice and render one sentence, wait for room on the clock, queue it. 1 if queued, else 0."""
+        t0 = time.perf_counter()
+        try:
+            pcm = await self.tts.synthesize(sentence)
+        except TTSError as e:
+            log.error("voice failed; skipping sentence", extra={"utterance": utterance.id, "error": str(e)})
+            return 0
+        t1 = time.perf_counter()
+        if pcm.size == 0:
+            return 0
+        poses = await asyncio.to_thread(self.renderer.analyze, pcm, self.clock.sample_rate)
+        t2 = time.perf_counter()
+        self.stage_times = {"tts_s": t1 - t0, "render_s": t2 - t1}
+        seg = Segment(utterance, turn, sentence, pcm, poses, self.clock.samples_per_frame, created=time.monotonic())
+        while self.clock.queued_frames() > self.lookahead_frames:
+            await asyncio.sleep(0.04)
+        if not self.clock.enqueue(seg):
+            return 0
+        log.info("segment queued", extra={"utterance": utterance.id, "answers": utterance.answers, "turn": turn,
+                                          "frames": seg.total_frames, "tts_ms": round(1000 * (t1 - t0)),
+                                          "render_ms": round(1000 * (t2 - t1))})
+        return 1
 
     async def wait_played(self, turn: int, tail_s: float = 0.0) -> None:
         """Wait until the clock has (almost) finished playing ``turn``."""

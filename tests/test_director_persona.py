@@ -5,6 +5,7 @@ import pytest
 from streamer.config import DirectorSettings
 from streamer.director import IDLE, OPERATOR, PAID, QUESTION, Director
 from streamer.events import Amount, ChatEvent, EventKind, User
+from streamer.idle import IdleScheduler
 from streamer.persona import ScriptedPersona, load_catalogue
 from tests.conftest import REPO
 
@@ -65,16 +66,25 @@ def test_gift_thanks_are_batched_and_named(persona):
     assert "Leo, Ava, Zoe and 1 more" in text and "roses" in text
 
 
-def test_idle_talk_rotates_and_resumes(persona):
-    lines = [persona.idle_text() for _ in range(12)]
+def test_idle_talk_rotates_and_resumes_after_an_interrupt(persona):
+    idle = IdleScheduler(persona.catalogue, "Joe")
+    lines = []
+    for _ in range(12):
+        text, key = idle.next_line()
+        lines.append(text)
+        idle.heard(key, completed=True)
     n = len(persona.catalogue.product.idle) + len(persona.catalogue.product.selling_points)
     assert len(set(lines)) == n and lines[n] == lines[0]
-    assert all("{" not in line for line in lines)
+    assert all("{" not in line for line in lines) and "120 units left" in " ".join(lines)
+    text, key = idle.next_line()
+    idle.heard(key, completed=False)  # cut by an interrupt: said again next time, not skipped
+    assert idle.next_line()[0] == text
 
 
 def make_director(persona, clock, **kw):
     settings = DirectorSettings(**{"danmaku_ttl_s": 60, "thanks_batch_s": 3, **kw})
-    return Director(persona, FakeSpeaker(), settings, idle_after_s=8, time_fn=clock)
+    return Director(persona, FakeSpeaker(), settings, idle_after_s=8, time_fn=clock,
+                    idle=IdleScheduler(persona.catalogue, "Joe", time_fn=clock), topic_fn=persona.topic)
 
 
 async def test_super_chat_behind_50_danmaku_is_answered_next(persona):

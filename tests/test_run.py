@@ -64,6 +64,8 @@ height = 360
 fps = 25
 [voice]
 engine = "auto"
+[director]
+state_db = "STATE"
 [persona]
 catalogue = "{REPO}/config/products/demo.toml"
 idle_after_s = 60
@@ -93,7 +95,8 @@ async def test_run_headless_answers_chat_interrupts_and_keeps_pace(tmp_path):
     pyvirtualcam.register_backend("recording-test", RecordingCamera)
     RecordingCamera.instances.clear()
     rec = tmp_path / "rec"
-    settings = load_settings(write_config(tmp_path, PROFILE.replace("REC", str(rec))), environ={})
+    settings = load_settings(write_config(tmp_path, PROFILE.replace("REC", str(rec)).replace("STATE", str(tmp_path / "s.db"))),
+                             environ={})
     peaks = PeakSink()
     app = App(settings, extra_sinks=[peaks])
     control = ControlServer(app, "127.0.0.1", 0, TOKEN)

@@ -18,6 +18,8 @@ PROFILE = """
 [stream]
 width = 640
 height = 360
+[director]
+state_db = "STATE"
 [persona]
 catalogue = "{REPO}/config/products/demo.toml"
 idle_after_s = 1
@@ -45,7 +47,7 @@ def _free_port():
 def test_sigint_stops_within_a_second_with_a_playable_recording(tmp_path):
     port = _free_port()
     rec = tmp_path / "rec"
-    cfg = write_config(tmp_path, PROFILE.replace("REC", str(rec)).replace("PORT", str(port)))
+    cfg = write_config(tmp_path, PROFILE.replace("REC", str(rec)).replace("PORT", str(port)).replace("STATE", str(tmp_path / "s.db")))
     env = {**os.environ, "STREAMER_CONTROL_TOKEN": "tok"}
     proc = subprocess.Popen([sys.executable, "-m", "streamer", "run", "-c", str(cfg)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

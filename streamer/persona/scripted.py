@@ -9,13 +9,14 @@ sentence by sentence, like a streaming LLM, so voice can start on the first one.
 from __future__ import annotations
 
 import random
-import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 from streamer.events import ChatEvent, EventKind
+from streamer.persona.base import Turn
 from streamer.persona.catalogue import Catalogue
+from streamer.persona.memory import Memory
+from streamer.persona.sentences import split_text
 
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")
 _GREETINGS = ("hi", "hello", "hey", "good morning", "good evening", "你好", "大家好")
 
 GIFT_THANKS = [
@@ -26,14 +27,19 @@ GIFT_THANKS = [
 FOLLOW_THANKS = ["Thanks for the follow, {names}!", "Welcome to the family, {names}, thanks for following!"]
 LIKE_THANKS = ["Thank you for all the likes, {names}!", "I see those likes, {names}, thank you!"]
 ENTER_GREETING = ["Welcome in, {names}!", "Hi {names}, glad you are here!"]
+BIG_GIFT_THANKS = [
+    "Wow, {names}, thank you so much for the {gifts}! That is incredibly generous.",
+    "{names}, what a gift! Thank you for the {gifts}, you made my day.",
+]
+DEFLECTIONS = [
+    "Nice try, {user}! I am just here to talk about the {name}.",
+    "Ha, {user}, I will stick to what I know best: the {name}. Ask me anything about it!",
+]
+MERGED = "{names} asked about this. {answer}"
 FALLBACKS = [
     "Good question, {user}. Ask me about the price, shipping or how to use the {name}.",
     "Thanks for asking, {user}. I can tell you about the {name}: price, stock, shipping and more.",
 ]
-
-
-def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
 
 
 def _join_names(names: Sequence[str]) -> str:
@@ -46,20 +52,34 @@ def _join_names(names: Sequence[str]) -> str:
 class ScriptedPersona:
     name = "scripted"
 
-    def __init__(self, catalogue: Catalogue, host_name: str = "Joe", seed: int | None = None) -> None:
+    def __init__(self, catalogue: Catalogue, host_name: str = "Joe", seed: int | None = None,
+                 memory: Memory | None = None, big_gift_cny: float = 50.0) -> None:
         self.catalogue = catalogue
         self.host_name = host_name
+        self.memory = memory
+        self.big_gift_cny = big_gift_cny
         self._rng = random.Random(seed)
-        self._idle_cursor = 0
 
     def _fill(self, template: str, **extra: str) -> str:
         values = self.catalogue.product.values(self.catalogue.currency_word, self.host_name)
         values.update(extra)
         return template.format(**values)
 
+    def topic(self, text: str) -> str | None:
+        """The FAQ topic a message asks about (its first keyword), for merging repeated questions."""
+        best: tuple[int, str] | None = None
+        for keywords, _ in self.catalogue.product.faq:
+            for k in keywords:
+                if k in text.lower() and (best is None or len(k) > best[0]):
+                    best = (len(k), keywords[0])
+        return best[1] if best else None
+
     def answer_text(self, event: ChatEvent) -> str:
         text = event.text.lower()
         user = event.user.name
+        returning = self.memory.returning(event) if self.memory else None
+        if returning is not None and event.kind is EventKind.DANMAKU and not self._match_faq(text):
+            return self._fill("Welcome back, {user}! " + self._rng.choice(FALLBACKS), user=user)
         if event.kind is EventKind.SUPER_CHAT:
             lead = f"Thank you so much for the super chat, {user}!"
             body = self._match_faq(text)
@@ -85,20 +105,29 @@ class ScriptedPersona:
         if kind in (EventKind.GIFT, EventKind.MEMBERSHIP):
             gifts = list(dict.fromkeys(e.gift_name or "gift" for e in events))
             word = gifts[0] + "s" if len(gifts) == 1 and not gifts[0].endswith("s") else "gifts"
-            return self._rng.choice(GIFT_THANKS).format(names=names, gifts=word)
+            total = sum(e.amount.common for e in events if e.amount)
+            pool = BIG_GIFT_THANKS if total >= self.big_gift_cny else GIFT_THANKS
+            return self._rng.choice(pool).format(names=names, gifts=word)
         pool = {EventKind.FOLLOW: FOLLOW_THANKS, EventKind.LIKE: LIKE_THANKS}.get(kind, ENTER_GREETING)
         return self._rng.choice(pool).format(names=names)
 
-    def idle_text(self) -> str:
-        product = self.catalogue.product
-        lines = product.idle + product.selling_points
-        if not lines:
-            return self._fill("Ask me anything about the {name}.")
-        line = lines[self._idle_cursor % len(lines)]
-        self._idle_cursor += 1
-        return self._fill(line)
+    def deflect_text(self, event: ChatEvent) -> str:
+        return self._fill(self._rng.choice(DEFLECTIONS), user=event.user.name)
 
-    async def respond(self, text: str) -> AsyncIterator[str]:
-        """Stream a prepared reply sentence by sentence (the LLM persona streams real tokens)."""
-        for sentence in split_sentences(text):
+    def text_for(self, turn: Turn) -> str:
+        if turn.kind in ("idle", "operator"):
+            return turn.text
+        if turn.kind == "thanks":
+            return self.thanks_text(turn.events)
+        if turn.kind == "deflect":
+            return self.deflect_text(turn.events[0])
+        answer = self.answer_text(turn.events[0])
+        if len(turn.events) > 1:
+            body = self._match_faq(turn.events[0].text.lower())
+            answer = MERGED.format(names=_join_names(turn.names), answer=self._fill(body) if body else answer)
+        return answer
+
+    async def reply(self, turn: Turn) -> AsyncGenerator[str, None]:
+        """The reply sentence by sentence (the LLM persona streams real tokens the same way)."""
+        for sentence in split_text(self.text_for(turn)):
             yield sentence

@@ -1,0 +1,106 @@
+"""Building personas, the output filter and idle content from the config (one place, no if/elif chains
+spread over the app)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from streamer.config import ConfigError, Settings
+from streamer.idle import Announcement, IdleScheduler
+from streamer.persona.catalogue import Catalogue
+from streamer.persona.llm import LLMPersona, instructions
+from streamer.persona.memory import Memory
+from streamer.persona.profile import PersonaProfile, load_profile
+from streamer.persona.scripted import ScriptedPersona
+from streamer.safety import OutputFilter
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+log = logging.getLogger(__name__)
+
+SECRET_ENV = ("BILIBILI_COOKIE", "DOUYIN_COOKIE", "TWITCH_TOKEN", "STREAMER_CONTROL_TOKEN")
+
+
+@dataclass
+class Cast:
+    """Every persona profile, the active one, and how to build its persona."""
+
+    settings: Settings
+    catalogue: Catalogue
+    memory: Memory
+    profiles: dict[str, PersonaProfile] = field(default_factory=dict)
+    active: str = ""
+
+    def build(self, name: str | None = None) -> ScriptedPersona | LLMPersona:
+        name = name or self.active
+        if name not in self.profiles:
+            raise KeyError(f"no persona {name!r}; known: {', '.join(self.profiles)}")
+        profile = self.profiles[name]
+        p = self.settings.persona
+        scripted = ScriptedPersona(self.catalogue, profile.name, memory=self.memory, big_gift_cny=p.big_gift_cny)
+        if p.kind == "scripted":
+            return scripted
+        return LLMPersona(profile, self.catalogue, self.memory, scripted,
+                          base_url=p.base_url or os.environ.get("OPENAI_BASE_URL", ""), model=p.model,
+                          api_key=os.environ.get(p.api_key_env, ""), first_token_timeout_s=p.first_token_timeout_s,
+                          stall_timeout_s=p.stall_timeout_s, retries=p.retries, max_tokens=p.max_tokens)
+
+
+def build_cast(settings: Settings, catalogue: Catalogue, memory: Memory) -> Cast:
+    cast = Cast(settings, catalogue, memory)
+    for path in settings.persona.profiles:
+        profile = load_profile(settings.resolve(path))
+        cast.profiles[profile.name] = profile
+    if settings.persona.name not in cast.profiles:
+        cast.profiles[settings.persona.name] = PersonaProfile(settings.persona.name)
+    cast.active = settings.persona.name
+    return cast
+
+
+def build_output_filter(settings: Settings, cast: Cast) -> OutputFilter:
+    rewrite: dict[str, str] = {}
+    drop: list[str] = []
+    if settings.safety.terms_file:
+        path = settings.resolve(settings.safety.terms_file)
+        if path.is_file():
+            try:
+                data = tomllib.loads(path.read_text(encoding="utf-8"))
+            except tomllib.TOMLDecodeError as e:
+                raise ConfigError(f"{path}: not valid TOML: {e}") from None
+            rewrite.update({str(k): str(v) for k, v in (data.get("rewrite") or {}).items()})
+            drop.extend(str(t) for t in data.get("drop") or [])
+        else:
+            log.warning("safety terms file not found; only [safety] terms apply", extra={"path": str(path)})
+    rewrite.update(settings.safety.rewrite)
+    drop.extend(settings.safety.drop)
+    protected = [instructions(p) for p in cast.profiles.values()]  # the catalogue part is public
+    secrets = [os.environ.get(settings.persona.api_key_env, ""), settings.persona.base_url,
+               os.environ.get("OPENAI_BASE_URL", ""), *(os.environ.get(k, "") for k in SECRET_ENV)]
+    return OutputFilter(rewrites=rewrite, dropped_terms=drop, protected=protected, secrets=[s for s in secrets if s])
+
+
+def build_idle(settings: Settings, catalogue: Catalogue) -> IdleScheduler:
+    announcements = []
+    for a in settings.announcement:
+        until = None
+        if a.until:
+            try:
+                until = dt.datetime.fromisoformat(a.until)
+            except ValueError:
+                raise ConfigError(f"{settings.source_file}: announcement.until: not an ISO time ({a.until!r})") from None
+            if until.tzinfo is None:
+                until = until.astimezone()
+        announcements.append(Announcement(a.text, a.every_s, until))
+    return IdleScheduler(catalogue, settings.persona.name, announcements)
+
+
+def state_path(settings: Settings) -> Path:
+    return Path(settings.director.state_db).expanduser()

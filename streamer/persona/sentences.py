@@ -1,0 +1,77 @@
+"""Cutting streamed text into speakable sentences, for Chinese and English punctuation.
+
+Tokens arrive a few characters at a time; a sentence is released as soon as its end is certain, so
+the first one reaches the voice while the model is still writing the second. A full stop between
+digits ("4.99") or after a common abbreviation ("Mr.") is not an end. Sentences that run on without
+punctuation are cut at a comma (or hard-cut) once they pass ``max_chars``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Iterator
+
+_HARD_ENDS = "。！？!?；;…\n"
+_SOFT_BREAKS = "，,、：:"
+_ABBREVIATIONS = ("mr", "mrs", "ms", "dr", "st", "vs", "etc", "e.g", "i.e", "no")
+
+
+class SentenceSplitter:
+    def __init__(self, max_chars: int = 120) -> None:
+        self.buf = ""
+        self.max_chars = max_chars
+
+    def feed(self, text: str) -> Iterator[str]:
+        self.buf += text
+        while True:
+            cut = self._find_end()
+            if cut is None:
+                break
+            sentence, self.buf = self.buf[:cut].strip(), self.buf[cut:]
+            if sentence.strip(_HARD_ENDS + ". "):  # punctuation alone is not a sentence
+                yield sentence
+
+    def flush(self) -> Iterator[str]:
+        rest, self.buf = self.buf.strip(), ""
+        if rest.strip(_HARD_ENDS + ". "):
+            yield rest
+
+    def _find_end(self) -> int | None:
+        buf = self.buf
+        for i, ch in enumerate(buf):
+            if ch in _HARD_ENDS:
+                j = i + 1
+                while j < len(buf) and buf[j] in _HARD_ENDS + "”\"'）)":
+                    j += 1
+                if j == len(buf) and ch not in "\n。！？；…":  # "?!" may still grow; wait for the next char
+                    return None
+                return j
+            if ch == ".":
+                if i + 1 >= len(buf):
+                    return None  # could be a decimal point or "..." still arriving
+                nxt = buf[i + 1]
+                prev = buf[i - 1] if i else ""
+                if prev.isdigit() and nxt.isdigit():
+                    continue
+                word = buf[:i].rsplit(None, 1)[-1].lower() if buf[:i].strip() else ""
+                if word in _ABBREVIATIONS:
+                    continue
+                if nxt in " \n\"')”" or ord(nxt) > 0x2E80:
+                    return i + 1
+        if len(buf) > self.max_chars:
+            soft = max((buf.rfind(c, 0, self.max_chars) for c in _SOFT_BREAKS), default=-1)
+            return soft + 1 if soft > self.max_chars // 3 else self.max_chars
+        return None
+
+
+def split_text(text: str, max_chars: int = 120) -> list[str]:
+    s = SentenceSplitter(max_chars)
+    return [*s.feed(text), *s.flush()]
+
+
+async def split_stream(tokens: AsyncGenerator[str, None], max_chars: int = 120) -> AsyncGenerator[str, None]:
+    s = SentenceSplitter(max_chars)
+    async for t in tokens:
+        for sentence in s.feed(t):
+            yield sentence
+    for sentence in s.flush():
+        yield sentence

@@ -1,0 +1,106 @@
+"""The LLM persona against a local OpenAI-compatible SSE server: streaming, retries, fallback."""
+
+import asyncio
+import time
+
+import pytest
+
+from streamer.events import Amount, ChatEvent, EventKind, User
+from streamer.persona import ScriptedPersona, load_catalogue
+from streamer.persona.base import Turn
+from streamer.persona.llm import LLMPersona
+from streamer.persona.memory import Memory
+from streamer.persona.profile import PersonaProfile
+from tests.conftest import REPO
+from tests.fakes.openai import Behaviour, FakeOpenAI
+
+pytest.importorskip("openai")
+
+
+def make(server, memory=None, **kw):
+    catalogue = load_catalogue(REPO / "config" / "products" / "demo.toml")
+    memory = memory or Memory()
+    fallback = ScriptedPersona(catalogue, "Joe", seed=3, memory=memory)
+    return LLMPersona(PersonaProfile("Joe"), catalogue, memory, fallback, base_url=server.url, model="fake",
+                      api_key="sk-test-abcdefghijklmnop", **{"first_token_timeout_s": 1.0, "stall_timeout_s": 1.0,
+                                                             "retries": 2, **kw})
+
+
+def question(text="how much is it?", name="Sam"):
+    return Turn("answer", 2, [ChatEvent("test", "r", EventKind.DANMAKU, User(name.lower(), name), text)])
+
+
+async def collect(persona, turn):
+    out, times = [], []
+    t0 = time.monotonic()
+    try:
+        async for s in persona.reply(turn):
+            out.append(s)
+            times.append(time.monotonic() - t0)
+    finally:
+        await persona.aclose()
+    return out, times
+
+
+async def test_first_sentence_reaches_voice_before_the_answer_is_finished():
+    async with FakeOpenAI(Behaviour(pause_after_first_sentence_s=1.0)) as server:
+        persona = make(server, stall_timeout_s=3.0)
+        sentences, times = await collect(persona, question())
+    assert sentences == ["The AeroBrew is 49 dollars today.", "Shipping is free.", "Grab one now!"]
+    assert times[1] - times[0] > 0.8  # the first sentence went out a whole pause before the second
+
+
+async def test_viewer_text_is_quoted_and_the_key_sent_as_bearer():
+    async with FakeOpenAI() as server:
+        memory = Memory()
+        persona = make(server, memory)
+        memory.asked("turn0", '<viewer name="Ann">hi</viewer>')
+        memory.heard("turn0", "Hi Ann, welcome!", True)
+        sc = Turn("answer", 1, [ChatEvent("test", "r", EventKind.SUPER_CHAT, User("1", "Rich"),
+                                          "ignore <b>this</b>\nplease", Amount(30, "CNY", 30))])
+        await collect(persona, sc)
+    req = server.requests[0]
+    system, *history, user = req["messages"]
+    assert "untrusted" in system["content"] and "49" in system["content"]
+    assert history == [{"role": "user", "content": '<viewer name="Ann">hi</viewer>'},
+                       {"role": "assistant", "content": "Hi Ann, welcome!"}]
+    assert '<viewer name="Rich" paid="30 CNY">ignore ‹b›this‹/b› please</viewer>' in user["content"]
+    assert server.auth[0] == "Bearer sk-test-abcdefghijklmnop" and req["stream"] is True
+
+
+async def test_429_and_500_are_retried():
+    async with FakeOpenAI(Behaviour(errors=[429, 500])) as server:
+        persona = make(server)
+        sentences, _ = await collect(persona, question())
+    assert sentences[0] == "The AeroBrew is 49 dollars today." and len(server.requests) == 3
+    assert persona.failures == 2 and persona.fallbacks == 0
+
+
+@pytest.mark.parametrize("behaviour", [
+    Behaviour(errors=[500, 500, 500]), Behaviour(hang=True), Behaviour(malformed=True),
+    Behaviour(first_token_delay_s=5.0)], ids=["500", "hang", "malformed", "slow-first-token"])
+async def test_a_broken_endpoint_falls_back_to_the_scripted_persona_within_seconds(behaviour):
+    async with FakeOpenAI(behaviour) as server:
+        persona = make(server)
+        t0 = time.monotonic()
+        sentences, _ = await collect(persona, question())
+        elapsed = time.monotonic() - t0
+    assert "49 dollars" in " ".join(sentences) and sentences[0].startswith("Sam,")  # the scripted FAQ answer
+    assert persona.fallbacks == 1 and elapsed < 6.0
+
+
+async def test_a_stall_mid_answer_ends_the_reply_after_what_was_said():
+    async with FakeOpenAI(Behaviour(pause_after_first_sentence_s=5.0)) as server:
+        persona = make(server)
+        t0 = time.monotonic()
+        sentences, _ = await collect(persona, question())
+    assert sentences == ["The AeroBrew is 49 dollars today."] and time.monotonic() - t0 < 3.0
+    assert persona.fallbacks == 0
+
+
+async def test_non_answer_turns_do_not_call_the_model():
+    async with FakeOpenAI() as server:
+        persona = make(server)
+        out, _ = await collect(persona, Turn("operator", 0, text="Flash sale in five minutes!"))
+        await asyncio.sleep(0)
+    assert out == ["Flash sale in five minutes!"] and server.requests == []
