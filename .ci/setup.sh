@@ -40,6 +40,10 @@ stamp=".venv/.streamer-$extras-$(cat pyproject.toml | cksum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ]; then
   say "installing Python packages (.[${extras}])"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+  if [ "$mode" = test ] || [ "$mode" = lint ] || [ "${STREAMER_WAV2LIP:-0}" = 1 ]; then
+    # Wav2Lip: the CPU build of torch (2.13.0 is on disk here; any other version pulls GBs of CUDA)
+    .venv/bin/python -m pip install -q "torch==2.13.0" onnx 2>&1 | grep -v "^WARNING: Location" || true
+  fi
   .venv/bin/python -m pip install -q -e ".[${extras}]" 2>&1 | grep -v "^WARNING: Location" || true
   .venv/bin/python -c 'import streamer, avatars, overlays, chat_sources' && touch "$stamp"
 fi

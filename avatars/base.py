@@ -10,7 +10,7 @@ resumes where speech ended.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -38,6 +38,8 @@ class MouthPose:
     """Lip spread, 0 (rounded, "oo") .. 1 (spread, "ee"/"s")."""
     energy: float
     """Smoothed loudness 0..1 (drives a small head nod)."""
+    patch: np.ndarray | None = field(default=None, compare=False, repr=False)
+    """A generated face (RGB) for this frame, from a neural renderer; None for the procedural mouth."""
 
 
 REST = MouthPose(0.0, 0.5, 0.0)

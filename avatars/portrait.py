@@ -31,15 +31,23 @@ def haar_cascade() -> cv2.CascadeClassifier:
     return cv2.CascadeClassifier(str(path))
 
 
+_CASCADE: cv2.CascadeClassifier | None = None
+
+
 def detect_face(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
-    """The largest frontal face (x, y, w, h), or None."""
-    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    gray = cv2.equalizeHist(gray)
+    """The most confident frontal face (x, y, w, h), or None. Confidence (the cascade's level weight),
+    not size, decides: a large false detection on clothing must not win over the real face."""
+    global _CASCADE
+    if _CASCADE is None:
+        _CASCADE = haar_cascade()
+    gray = cv2.equalizeHist(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
     min_side = max(24, min(gray.shape) // 10)
-    faces = haar_cascade().detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side))
+    faces, _, weights = _CASCADE.detectMultiScale3(gray, scaleFactor=1.1, minNeighbors=5,
+                                                   minSize=(min_side, min_side), outputRejectLevels=True)
     if len(faces) == 0:
         return None
-    x, y, w, h = max(faces, key=lambda f: f[2] * f[3])
+    best = max(range(len(faces)), key=lambda i: (float(weights[i]), int(faces[i][2])))
+    x, y, w, h = faces[best]
     return int(x), int(y), int(w), int(h)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from avatars.portrait import load_avatar
 from avatars.procedural import ProceduralRenderer
+from avatars.renderers import create_renderer
 from chat_sources.base import ChatSource
 from chat_sources.replay import ReplayChatSource
 from chat_sources.websocket import WebsocketChatSource
@@ -127,7 +128,10 @@ class App:
         avatar = await asyncio.to_thread(load_avatar, image and str(s.resolve(image)),
                                          s.stream.width, s.stream.height, s.avatar.mouth_x, s.avatar.mouth_y,
                                          s.avatar.mouth_width)
-        renderer = ProceduralRenderer(avatar, s.stream.fps)
+        a = s.avatar
+        renderer = await asyncio.to_thread(
+            create_renderer, a.renderer, avatar, s.stream.fps,
+            a.wav2lip_checkpoint and str(s.resolve(a.wav2lip_checkpoint)), a.device, a.precision, a.batch)
         self.workers = [SinkWorker(sink) for sink in build_sinks(s, self.extra_sinks)]
         self.clock = OutputClock(s.stream.fps, s.stream.sample_rate, renderer, self.workers, [draw_chat, draw_subtitle],
                                  on_playback=self._on_playback)
@@ -281,6 +285,8 @@ class App:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if self.speaker is not None:
+            await self.speaker.aclose()
         if self.clock is not None:
             await asyncio.to_thread(self.clock.stop, 0.8)
         if self.tts is not None:

@@ -1,4 +1,4 @@
-"""The command line: ``streamer run | say | listen | doctor``."""
+"""The command line: ``streamer run | say | listen | avatar prepare | doctor``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 
 from streamer.config import DEFAULT_CONFIG, ConfigError, Settings, load_settings
@@ -97,6 +98,21 @@ def cmd_listen(args: argparse.Namespace) -> int:
     return asyncio.run(_listen(args.platform, args.room, args.url, args.json))
 
 
+def cmd_avatar(args: argparse.Namespace) -> int:
+    from avatars.portrait import AvatarError
+    from avatars.prepare import prepare
+
+    t0 = time.monotonic()
+    try:
+        info = prepare(args.path)
+    except AvatarError as e:
+        print(f"avatar: {e}", file=sys.stderr)
+        return 1
+    state = "cached already" if info.cached else f"prepared in {time.monotonic() - t0:.1f} s"
+    print(f"{info.media}: {info.frames} frame(s), face found in {info.detected}; {state}; cache {info.cache}")
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from streamer.doctor import run_doctor
 
@@ -127,6 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--url", help="connect to this websocket URL instead (skips the HTTP bootstrap)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=cmd_listen)
+
+    p = sub.add_parser("avatar", help="prepare an avatar (face detection, cached)")
+    avatar_sub = p.add_subparsers(dest="avatar_command", required=True)
+    prep = avatar_sub.add_parser("prepare", help="detect and cache the face of a portrait or idle video")
+    prep.add_argument("path")
+    prep.set_defaults(func=cmd_avatar)
 
     p = sub.add_parser("doctor", help="check every component and say how to fix what is missing")
     p.add_argument("-c", "--config")

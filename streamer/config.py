@@ -47,7 +47,12 @@ class StreamSettings(_Model):
 class AvatarSettings(_Model):
     image: str = ""
     """Portrait image; empty means the bundled drawn host."""
-    renderer: Literal["procedural"] = "procedural"
+    renderer: Literal["procedural", "wav2lip"] = "procedural"
+    wav2lip_checkpoint: str = ""
+    """Empty: wav2lip_gan.pth in the cache folder ($STREAMER_CACHE, default ~/.cache/streamer)."""
+    device: str = "auto"
+    precision: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    batch: Annotated[int, Field(ge=1, le=128)] = 16
     mouth_x: float | None = None
     mouth_y: float | None = None
     mouth_width: float | None = None

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from avatars.portrait import load_avatar
-from avatars.procedural import ProceduralRenderer
+from avatars.renderers import create_renderer
 from overlays import draw_subtitle
 from streamer.app import build_tts
 from streamer.clock import OutputClock
@@ -28,7 +28,9 @@ def render_say(settings: Settings, text: str, out: Path, avatar: str | None = No
         image = avatar if avatar is not None else (settings.avatar.image and str(settings.resolve(settings.avatar.image)))
         av = load_avatar(image, st.width, st.height, settings.avatar.mouth_x, settings.avatar.mouth_y,
                          settings.avatar.mouth_width)
-        renderer = ProceduralRenderer(av, st.fps)
+        a = settings.avatar
+        renderer = create_renderer(a.renderer, av, st.fps, a.wav2lip_checkpoint and str(settings.resolve(a.wav2lip_checkpoint)),
+                                   a.device, a.precision, a.batch)
         clock = OutputClock(st.fps, st.sample_rate, renderer, [], [draw_subtitle] if subtitles else [])
         utt = Utterance(text, 0, source="operator")
         frames = 0

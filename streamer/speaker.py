@@ -9,9 +9,11 @@ clock to drop every segment of that turn and fade out within one frame.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
+import threading
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 from contextlib import aclosing
 from typing import Protocol
 
@@ -37,6 +39,13 @@ class Speaker:
         self.lookahead_frames = int(lookahead_s * clock.fps)
         self._turns = 0
         self.stage_times: dict[str, float] = {}
+        self._fillers: set[asyncio.Task[None]] = set()
+        self._cancel_flags: collections.deque[threading.Event] = collections.deque(maxlen=64)
+
+    @staticmethod
+    def _fill(seg: Segment, batches: Iterator[list[MouthPose]]) -> None:
+        for batch in batches:
+            seg.extend_poses(batch)
 
     def new_turn(self) -> int:
         self._turns += 1
@@ -65,14 +74,31 @@ class Speaker:
         t1 = time.perf_counter()
         if pcm.size == 0:
             return 0
-        poses = await asyncio.to_thread(self.renderer.analyze, pcm, self.clock.sample_rate)
+        stream = getattr(self.renderer, "analyze_stream", None)
+        cancelled = threading.Event()
+        if stream is None:
+            poses = await asyncio.to_thread(self.renderer.analyze, pcm, self.clock.sample_rate)
+            batches: Iterator[list[MouthPose]] | None = None
+        else:  # a neural renderer: speech can start after its first batch, the rest renders while it plays
+            batches = stream(pcm, self.clock.sample_rate, cancelled)
+            poses = list(await asyncio.to_thread(next, batches, []))
         t2 = time.perf_counter()
         self.stage_times = {"tts_s": t1 - t0, "render_s": t2 - t1}
         seg = Segment(utterance, turn, sentence, pcm, poses, self.clock.samples_per_frame, created=time.monotonic())
-        while self.clock.queued_frames() > self.lookahead_frames:
-            await asyncio.sleep(0.04)
-        if not self.clock.enqueue(seg):
-            return 0
+        try:
+            while self.clock.queued_frames() > self.lookahead_frames:
+                await asyncio.sleep(0.04)
+            if not self.clock.enqueue(seg):
+                cancelled.set()
+                return 0
+            if batches is not None:
+                filler = asyncio.create_task(asyncio.to_thread(self._fill, seg, batches))
+                self._fillers.add(filler)
+                filler.add_done_callback(self._fillers.discard)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        self._cancel_flags.append(cancelled)
         log.info("segment queued", extra={"utterance": utterance.id, "answers": utterance.answers, "turn": turn,
                                           "frames": seg.total_frames, "tts_ms": round(1000 * (t1 - t0)),
                                           "render_ms": round(1000 * (t2 - t1))})
@@ -90,6 +116,14 @@ class Speaker:
                 return
             await asyncio.sleep(0.04)
 
+    async def aclose(self) -> None:
+        """Stop background rendering and wait for it."""
+        for flag in self._cancel_flags:
+            flag.set()
+        await asyncio.gather(*self._fillers, return_exceptions=True)
+
     def interrupt(self) -> asyncio.Future[int]:
         """Drop every turn issued so far; resolves to the clock tick where the audio faded out."""
+        for flag in self._cancel_flags:  # stop rendering what will never play
+            flag.set()
         return asyncio.wrap_future(self.clock.interrupt(self._turns))

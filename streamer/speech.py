@@ -60,6 +60,10 @@ class Segment:
             have = len(self.poses)
         return have >= self.total_frames or have >= prebuffer_frames
 
+    def extend_poses(self, poses: list[MouthPose]) -> None:
+        with self._lock:
+            self.poses.extend(poses)
+
     def pose(self, i: int) -> MouthPose | None:
         with self._lock:
             return self.poses[i] if i < len(self.poses) else None

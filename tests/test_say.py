@@ -56,3 +56,19 @@ def test_mouth_moves_when_loud_and_rests_in_silence(said):
     assert loud.sum() > 40 and silent.sum() >= 10  # the clip has a silent lead-in and tail
     assert (dark[loud] > 10).mean() > 0.8
     assert (dark[silent] == 0).mean() > 0.95
+
+
+def test_video_and_audio_are_aligned_within_one_frame(said):
+    """Cross-correlate the mouth's motion with the audio envelope in the rendered file: peak at 0 +- 1."""
+    frames, audio, fps, rate = said
+    hints = load_avatar("", 640, 360).hints
+    spf = rate // int(fps)
+    n = min(len(frames), len(audio) // spf)
+    envelope = np.array([np.sqrt(np.mean(audio[i * spf:(i + 1) * spf] ** 2)) for i in range(n)])
+    mouth = np.array([mouth_darkness(frames[i], hints) for i in range(n)], dtype=np.float64)
+    envelope = (envelope - envelope.mean()) / envelope.std()
+    mouth = (mouth - mouth.mean()) / mouth.std()
+    lags = range(-5, 6)
+    corr = [np.mean(envelope[max(0, -k):n - max(0, k)] * mouth[max(0, k):n - max(0, -k)]) for k in lags]
+    best = list(lags)[int(np.argmax(corr))]
+    assert abs(best) <= 1, dict(zip(lags, np.round(corr, 3), strict=True))
