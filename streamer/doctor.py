@@ -10,7 +10,6 @@ import subprocess
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from streamer.config import ReplaySource, Settings, WebsocketSource
 
@@ -100,13 +99,18 @@ def check_asr() -> list[Check]:
                   "pip install 'streamer[asr]'")]
 
 
-def check_lipsync() -> list[Check]:
-    home = Path(os.environ.get("STREAMER_CACHE", Path.home() / ".cache" / "streamer"))
-    ckpt = home / "wav2lip_gan.pth"
+def check_lipsync(settings: Settings) -> list[Check]:
+    from avatars.renderers import default_checkpoint
+
+    a = settings.avatar
+    ckpt = settings.resolve(a.wav2lip_checkpoint) if a.wav2lip_checkpoint else default_checkpoint()
+    wanted = a.renderer == "wav2lip"
     return [
         Check("lip-sync: procedural", True, "built in, no weights needed"),
-        Check("lip-sync: Wav2Lip weights", ckpt.is_file() and _has("torch"), str(ckpt),
-              f"pip install torch==2.13.0 and put wav2lip_gan.pth at {ckpt} (optional; procedural is used meanwhile)"),
+        Check("lip-sync: torch", _has("torch"), "installed" if _has("torch") else "not installed",
+              "pip install torch==2.13.0 (the CPU build)", essential=False),
+        Check("lip-sync: Wav2Lip weights", ckpt.is_file(), str(ckpt),
+              f"put the official wav2lip_gan.pth at {ckpt}" + ("" if wanted else " (optional; renderer is procedural)")),
     ]
 
 
@@ -158,7 +162,7 @@ def check_avatar(settings: Settings) -> list[Check]:
 def run_doctor(settings: Settings, out: Callable[[str], None] = print) -> int:
     checks: list[Check] = []
     for fn in (lambda: check_chat(settings), lambda: check_llm(settings), lambda: check_voices(settings), check_asr,
-               check_lipsync, lambda: check_avatar(settings), lambda: check_camera(settings),
+               lambda: check_lipsync(settings), lambda: check_avatar(settings), lambda: check_camera(settings),
                lambda: check_microphone(settings), check_font):
         try:
             checks.extend(fn())

@@ -17,7 +17,7 @@ def test_doctor_reports_each_component_with_a_fix(tmp_path, monkeypatch):
         assert component in text, component
     # no kernel camera device exists here: it must say how to get one
     assert "MISSING  virtual camera" in text and "modprobe v4l2loopback" in text
-    assert f"put wav2lip_gan.pth at {tmp_path}" in text
+    assert f"put the official wav2lip_gan.pth at {tmp_path}" in text
     assert rc == 0 and text.endswith("ready to run")
 
 
