@@ -92,9 +92,25 @@ def hints_from_face_box(img: np.ndarray, box: tuple[int, int, int, int]) -> Face
     )
 
 
+def _key_over_background(src: np.ndarray, background: str | Path | None) -> np.ndarray:
+    from avatars.greenscreen import ChromaKey
+
+    if background:
+        bgr = cv2.imread(str(background), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise AvatarError(f"cannot read avatar background {background}")
+        bg = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    else:  # no background given: a soft studio gradient
+        t = np.linspace(0.0, 1.0, src.shape[0], dtype=np.float32)[:, None, None]
+        bg = ((1 - t) * np.array([34, 40, 66], np.float32) + t * np.array([92, 70, 112], np.float32))
+        bg = np.broadcast_to(bg, src.shape).astype(np.uint8)
+    return ChromaKey().composite(src, bg)
+
+
 def load_avatar(image: str | Path | None, width: int, height: int,
                 mouth_x: float | None = None, mouth_y: float | None = None,
-                mouth_width: float | None = None) -> Avatar:
+                mouth_width: float | None = None, green_screen: bool = False,
+                background: str | Path | None = None) -> Avatar:
     """The bundled host when ``image`` is empty, else the portrait at ``image`` fitted to the frame.
 
     Explicit hints (mouth_x, mouth_y, mouth_width) are in the source image's pixels.
@@ -106,6 +122,8 @@ def load_avatar(image: str | Path | None, width: int, height: int,
     if bgr is None:
         raise AvatarError(f"cannot read avatar image {path} (missing or not an image)")
     src = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    if green_screen:
+        src = _key_over_background(src, background)
     frame, scale, ox, oy = _fit(src, width, height)
     if mouth_x is not None and mouth_y is not None:
         mw = (mouth_width or 0.12 * src.shape[1]) * scale

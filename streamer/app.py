@@ -127,7 +127,8 @@ class App:
         image = profile.avatar or s.avatar.image
         avatar = await asyncio.to_thread(load_avatar, image and str(s.resolve(image)),
                                          s.stream.width, s.stream.height, s.avatar.mouth_x, s.avatar.mouth_y,
-                                         s.avatar.mouth_width)
+                                         s.avatar.mouth_width, s.avatar.green_screen,
+                                         s.avatar.background and str(s.resolve(s.avatar.background)))
         a = s.avatar
         renderer = await asyncio.to_thread(
             create_renderer, a.renderer, avatar, s.stream.fps,

@@ -56,6 +56,9 @@ class AvatarSettings(_Model):
     mouth_x: float | None = None
     mouth_y: float | None = None
     mouth_width: float | None = None
+    green_screen: bool = False
+    """Key out a green screen behind the portrait and composite it over ``background``."""
+    background: str = ""
 
 
 class VoiceSettings(_Model):
