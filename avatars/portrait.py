@@ -118,6 +118,10 @@ def load_avatar(image: str | Path | None, width: int, height: int,
     if not image:
         return draw_default_host(width, height)
     path = Path(image)
+    if path.suffix.lower() in (".mp4", ".mov", ".mkv", ".webm", ".avi"):
+        from avatars.video import load_video_avatar  # an idle loop: faces per frame, ping-pong playback
+
+        return load_video_avatar(path, width, height)
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise AvatarError(f"cannot read avatar image {path} (missing or not an image)")

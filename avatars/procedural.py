@@ -16,7 +16,7 @@ import math
 import cv2
 import numpy as np
 
-from avatars.base import REST, Avatar, MouthPose
+from avatars.base import REST, Avatar, FaceHints, MouthPose
 
 SILENCE_DB = -48.0
 FULL_DB = -16.0
@@ -85,9 +85,10 @@ class ProceduralRenderer:
         return 0.0
 
     # ---------------------------------------------------------------- compositing
-    def _prepare_jaw(self) -> None:
+    def _prepare_jaw(self, hints: FaceHints | None = None) -> None:
         h, w = self.avatar.image.shape[:2]
-        hints = self.avatar.hints
+        hints = hints or self.avatar.hints
+        self._jaw_hints = hints
         mx, my = hints.mouth
         mw = hints.mouth_width
         self._roi = (
@@ -103,9 +104,20 @@ class ProceduralRenderer:
         self._map_x, self._base_y = np.meshgrid(xs, ys)
         self._jaw_weight = (fy[:, None] * fx[None, :]).astype(np.float32)
 
+    def base(self, index: int) -> tuple[np.ndarray, FaceHints]:
+        """The picture and face hints under tick ``index`` (a video avatar's loop position)."""
+        position = getattr(self.avatar, "position", None)
+        if position is None:
+            return self.avatar.image, self.avatar.hints
+        p = position(index)
+        return self.avatar.picture(p), self.avatar.hints_at(p)  # type: ignore[attr-defined]
+
     def frame(self, index: int, pose: MouthPose | None = None) -> np.ndarray:
         pose = pose or REST
-        img = self.avatar.image.copy()
+        picture, hints = self.base(index)
+        if hints is not self._jaw_hints:
+            self._prepare_jaw(hints)
+        img = picture.copy()
         blink = self.blink_amount(index)
         if blink > 0.0:
             self._draw_eyelids(img, blink)
@@ -114,9 +126,10 @@ class ProceduralRenderer:
         return self._head_motion(img, index, pose)
 
     def _draw_eyelids(self, img: np.ndarray, amount: float) -> None:
-        aw, ah = self.avatar.hints.eye_size
-        lid = self.avatar.hints.skin
-        for ex, ey in self.avatar.hints.eyes:
+        hints = self._jaw_hints
+        aw, ah = hints.eye_size
+        lid = hints.skin
+        for ex, ey in hints.eyes:
             y_lid = ey - ah + 2.0 * ah * amount
             x0, x1 = int(ex - aw - 3), int(ex + aw + 4)
             y0, y1 = int(ey - ah - 3), int(ey + ah + 4)
@@ -133,7 +146,7 @@ class ProceduralRenderer:
                             0, 0, 180, (40, 28, 26), max(1, int(ah * 0.22)), cv2.LINE_AA)
 
     def _draw_mouth(self, img: np.ndarray, pose: MouthPose) -> None:
-        hints = self.avatar.hints
+        hints = self._jaw_hints
         mx, my = hints.mouth
         mw = hints.mouth_width
         x0, y0, x1, y1 = self._roi
@@ -175,5 +188,5 @@ class ProceduralRenderer:
         angle = 0.55 * math.sin(2 * math.pi * t / 7.3) + 0.25 * math.sin(2 * math.pi * t / 3.1 + 1.0)
         angle += 1.2 * pose.energy * math.sin(2 * math.pi * t / 1.7)
         m = cv2.getRotationMatrix2D((w / 2.0, h * 1.02), angle, scale)
-        m[1, 2] += -0.012 * self.avatar.hints.mouth_width * 10 * pose.energy * (0.5 + 0.5 * math.sin(2 * math.pi * t / 0.9))
+        m[1, 2] += -0.012 * self._jaw_hints.mouth_width * 10 * pose.energy * (0.5 + 0.5 * math.sin(2 * math.pi * t / 0.9))
         return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)

@@ -22,7 +22,7 @@ def default_checkpoint() -> Path:
 
 
 def create_renderer(kind: str, avatar: Avatar, fps: int, checkpoint: str | Path = "", device: str = "auto",
-                    precision: str = "auto", batch: int = 16) -> ProceduralRenderer:
+                    precision: str = "auto", batch: int = 16, backend: str = "torch") -> ProceduralRenderer:
     if kind == "wav2lip":
         from avatars.wav2lip.checkpoint import CheckpointError
 
@@ -30,7 +30,7 @@ def create_renderer(kind: str, avatar: Avatar, fps: int, checkpoint: str | Path 
             from avatars.wav2lip.renderer import Wav2LipRenderer
 
             return Wav2LipRenderer(avatar, fps, checkpoint or default_checkpoint(), device=device,
-                                   precision=precision, batch=batch)
+                                   precision=precision, batch=batch, backend=backend)
         except (CheckpointError, ImportError) as e:
             log.warning("Wav2Lip unavailable, using the procedural renderer: %s", e)
     return ProceduralRenderer(avatar, fps)

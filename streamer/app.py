@@ -14,6 +14,7 @@ import logging
 import time
 from typing import Any
 
+from avatars.actions import ActionClip, load_clip
 from avatars.portrait import load_avatar
 from avatars.procedural import ProceduralRenderer
 from avatars.renderers import create_renderer
@@ -108,6 +109,8 @@ class App:
         self.catalogue: Catalogue | None = None
         self.cast: Cast | None = None
         self.store: Store | None = None
+        self.actions: dict[str, ActionClip] = {}
+        self._action_busy_until: dict[str, float] = {}
         self.sources: list[ChatSource] = []
         self.workers: list[SinkWorker] = []
         self.playback_log: collections.deque[dict[str, Any]] = collections.deque(maxlen=1000)
@@ -132,11 +135,14 @@ class App:
         a = s.avatar
         renderer = await asyncio.to_thread(
             create_renderer, a.renderer, avatar, s.stream.fps,
-            a.wav2lip_checkpoint and str(s.resolve(a.wav2lip_checkpoint)), a.device, a.precision, a.batch)
+            a.wav2lip_checkpoint and str(s.resolve(a.wav2lip_checkpoint)), a.device, a.precision, a.batch, a.backend)
         self.workers = [SinkWorker(sink) for sink in build_sinks(s, self.extra_sinks)]
         self.clock = OutputClock(s.stream.fps, s.stream.sample_rate, renderer, self.workers, [draw_chat, draw_subtitle],
                                  on_playback=self._on_playback)
         self.speaker = Speaker(self.tts, renderer, self.clock)
+        self.actions = {a.name: await asyncio.to_thread(load_clip, a.name, s.resolve(a.file), s.stream.width,
+                                                        s.stream.height, s.stream.fps, s.stream.sample_rate, a.on,
+                                                        a.volume) for a in s.avatar.actions}
         m = s.moderation
         moderator = Moderator(ModerationRules(
             m.blocked_users, m.blocked_words, m.blocked_patterns, m.pinyin, m.max_chars, m.repeat_window_s,
@@ -183,8 +189,18 @@ class App:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 60.0)
 
+    def play_action(self, name: str) -> int:
+        """Play an action clip now (between sentences, like a reply). KeyError for an unknown name."""
+        assert self.speaker is not None
+        clip = self.actions[name]
+        self._action_busy_until[name] = time.monotonic() + clip.frames / self.settings.stream.fps
+        return self.speaker.play_clip(clip)
+
     def inject(self, event: ChatEvent) -> None:
         assert self.director is not None and self.clock is not None
+        for clip in self.actions.values():
+            if clip.on == event.kind.value and time.monotonic() >= self._action_busy_until.get(clip.name, 0.0):
+                self.play_action(clip.name)
         if event.text:
             self.clock.overlay_state.chat.append(f"{event.user.name}: {event.text}"[:80])
         self.director.submit(event)

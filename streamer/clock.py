@@ -191,7 +191,7 @@ class OutputClock:
             audio = seg.chunk(self._pos).copy()
             if fade:
                 audio *= np.linspace(1.0, 0.0, audio.size, dtype=np.float32)
-            frame = self.renderer.frame(index, pose)
+            frame = seg.picture(self._pos) if seg.picture is not None else self.renderer.frame(index, pose)
             self._pos += 1
             speaking = True
             if fade:

@@ -44,6 +44,14 @@ class StreamSettings(_Model):
     language: str = "en"
 
 
+class ActionSettings(_Model):
+    name: str
+    file: str
+    on: Literal["", "gift", "super_chat", "membership", "follow", "like", "enter"] = ""
+    """Play the clip when this kind of event arrives (at most once per clip length)."""
+    volume: Annotated[float, Field(ge=0, le=2)] = 1.0
+
+
 class AvatarSettings(_Model):
     image: str = ""
     """Portrait image; empty means the bundled drawn host."""
@@ -53,9 +61,12 @@ class AvatarSettings(_Model):
     device: str = "auto"
     precision: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     batch: Annotated[int, Field(ge=1, le=128)] = 16
+    backend: Literal["torch", "onnx"] = "torch"
+    """onnx: ONNX Runtime (CPU, float32; exported once next to the checkpoint; needs the onnx package)."""
     mouth_x: float | None = None
     mouth_y: float | None = None
     mouth_width: float | None = None
+    actions: list[ActionSettings] = []
     green_screen: bool = False
     """Key out a green screen behind the portrait and composite it over ``background``."""
     background: str = ""

@@ -13,6 +13,7 @@
     POST /api/approval {"enabled": bool}  approve-before-speak for new viewers
     POST /api/persona {"name": "..."}     switch persona (voice and avatar follow) at the next line
     POST /api/product {"id"?, "price"?, "stock"?}   switch product or change its live values
+    POST /api/action {"name": "wave"}     play an action clip
 
 Token: ``Authorization: Bearer <token>`` (or ``X-Streamer-Token``). It comes from the environment
 (``STREAMER_CONTROL_TOKEN``) or is generated at start and printed once to the console (never logged).
@@ -170,6 +171,15 @@ class ControlServer:
             return web.json_response({"ok": False, "error": str(e)}, status=400)
         return web.json_response({"ok": True, "product": product})
 
+    async def action(self, request: web.Request) -> web.Response:
+        body = await self._json(request)
+        try:
+            turn = self.app.play_action(str(body.get("name", "")))
+        except KeyError:
+            return web.json_response({"ok": False, "error": f"no action {body.get('name')!r}; known: "
+                                      f"{', '.join(self.app.actions) or 'none configured'}"}, status=404)
+        return web.json_response({"ok": True, "turn": turn})
+
     async def start(self) -> None:
         app = web.Application(middlewares=[self._auth], client_max_size=64 * 1024)
         app.router.add_get("/api/status", self.status)
@@ -187,6 +197,7 @@ class ControlServer:
         app.router.add_post("/api/approval", self.approval)
         app.router.add_post("/api/persona", self.persona)
         app.router.add_post("/api/product", self.product)
+        app.router.add_post("/api/action", self.action)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.2)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)

@@ -30,7 +30,7 @@ def render_say(settings: Settings, text: str, out: Path, avatar: str | None = No
                          settings.avatar.mouth_width)
         a = settings.avatar
         renderer = create_renderer(a.renderer, av, st.fps, a.wav2lip_checkpoint and str(settings.resolve(a.wav2lip_checkpoint)),
-                                   a.device, a.precision, a.batch)
+                                   a.device, a.precision, a.batch, a.backend)
         clock = OutputClock(st.fps, st.sample_rate, renderer, [], [draw_subtitle] if subtitles else [])
         utt = Utterance(text, 0, source="operator")
         frames = 0

@@ -15,11 +15,11 @@ import threading
 import time
 from collections.abc import AsyncGenerator, Iterator
 from contextlib import aclosing
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from avatars.base import MouthPose
+from avatars.base import REST, MouthPose
 from streamer.clock import OutputClock
 from streamer.speech import Segment, Utterance
 from streamer.voice.base import TTS, TTSError
@@ -80,6 +80,8 @@ class Speaker:
             poses = await asyncio.to_thread(self.renderer.analyze, pcm, self.clock.sample_rate)
             batches: Iterator[list[MouthPose]] | None = None
         else:  # a neural renderer: speech can start after its first batch, the rest renders while it plays
+            if hasattr(self.renderer, "start_hint"):  # idle-video avatars: render against the frames it will play on
+                self.renderer.start_hint = self.clock.ticks + self.clock.queued_frames() + self.clock.prebuffer_frames
             batches = stream(pcm, self.clock.sample_rate, cancelled)
             poses = list(await asyncio.to_thread(next, batches, []))
         t2 = time.perf_counter()
@@ -115,6 +117,16 @@ class Speaker:
             if playing is not None and playing.turn == turn and left <= tail:
                 return
             await asyncio.sleep(0.04)
+
+    def play_clip(self, clip: Any) -> int:
+        """Queue an action clip (its frames and audio) like a reply of its own; returns its turn."""
+        turn = self.new_turn()
+        n = clip.frames
+        seg = Segment(Utterance(f"[{clip.name}]", 1, source="action"), turn, "", clip.audio, [REST] * n,
+                      self.clock.samples_per_frame, created=time.monotonic(), picture=clip.picture)
+        self.clock.enqueue(seg)
+        log.info("action clip queued", extra={"clip": clip.name, "frames": n, "turn": turn})
+        return turn
 
     async def aclose(self) -> None:
         """Stop background rendering and wait for it."""

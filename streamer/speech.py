@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,6 +41,8 @@ class Segment:
     poses: list[MouthPose]
     samples_per_frame: int
     created: float = 0.0
+    picture: Callable[[int], np.ndarray] | None = None
+    """When set (an action clip), the frames come from here instead of the avatar renderer."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:

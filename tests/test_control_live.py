@@ -117,3 +117,70 @@ async def test_llm_persona_answers_inside_the_app_and_filters_its_output(tmp_pat
         finally:
             await control.stop()
             await app.stop()
+
+
+def _make_clip(path, seconds=1.0):
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 160, 90, "yuv420p"
+        a = c.add_stream("aac", rate=48000, layout="mono")
+        for _ in range(int(25 * seconds)):
+            frame = np.zeros((90, 160, 3), np.uint8)
+            frame[:] = (255, 0, 255)
+            for p in v.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                c.mux(p)
+        t = np.arange(int(48000 * seconds)) / 48000
+        tone = (0.5 * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16)
+        for s in range(0, len(tone), 1024):
+            af = av.AudioFrame.from_ndarray(tone[None, s:s + 1024], format="s16", layout="mono")
+            af.sample_rate, af.pts = 48000, s
+            for p in a.encode(af):
+                c.mux(p)
+        for s in (v, a):
+            for p in s.encode(None):
+                c.mux(p)
+
+
+async def test_action_clip_plays_on_a_gift_and_on_command(tmp_path):
+    import numpy as np
+
+    from streamer.sinks.base import Sink
+
+    class Capture(Sink):
+        name = "capture"
+
+        def __init__(self):
+            self.ticks = {}
+
+        def write(self, tick):
+            self.ticks[tick.index] = (tick.frame[90, 160].copy(), float(np.abs(tick.audio).max()))
+
+    _make_clip(tmp_path / "wave.mp4")
+    profile = PROFILE + '\n[[avatar.actions]]\nname = "wave"\nfile = "' + str(tmp_path / "wave.mp4") + '"\non = "gift"\n'
+    cfg = write_config(tmp_path, profile.replace("{TMP}", str(tmp_path)).replace("{KIND}", "scripted").replace("{LLM}", ""))
+    capture = Capture()
+    app = App(load_settings(cfg, environ={}), extra_sinks=[capture])
+    control = ControlServer(app, "127.0.0.1", 0, TOKEN)
+    await app.start()
+    await control.start()
+    base, auth = f"http://127.0.0.1:{control.bound_port}/api", {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        async with aiohttp.ClientSession(headers=auth) as http:
+            await http.post(f"{base}/chat", json={"kind": "gift", "user": "Gia", "gift": "rose", "amount": 1})
+            assert await _wait_for(lambda: any(e["source"] == "action" and e["kind"] == "end" for e in app.playback_log))
+            start = next(e["tick"] for e in app.playback_log if e["source"] == "action")
+            clip_ticks = [capture.ticks[t] for t in range(start + 2, start + 22) if t in capture.ticks]
+            assert clip_ticks and all(px[0] > 200 and px[1] < 60 and px[2] > 200 for px, _ in clip_ticks)  # magenta
+            assert max(peak for _, peak in clip_ticks) > 0.3  # with its own audio
+            r = await http.post(f"{base}/action", json={"name": "dance"})
+            assert r.status == 404 and "wave" in (await r.json())["error"]
+            r = await (await http.post(f"{base}/action", json={"name": "wave"})).json()
+            assert r["ok"]
+            assert await _wait_for(lambda: sum(1 for e in app.playback_log if e["source"] == "action"
+                                               and e["kind"] == "start") == 2)
+    finally:
+        await control.stop()
+        await app.stop()

@@ -154,6 +154,10 @@ def test_bfloat16_and_onnx_stay_within_35_db_of_float32(checkpoint, tmp_path):
     out = session(windows[:, None], faces)
     onnx_faces = np.rint(np.clip(out, 0, 1) * 255).astype(np.uint8).transpose(0, 2, 3, 1)
     assert psnr(a, onnx_faces) >= 35
+    copy = tmp_path / "weights.pth"  # the renderer's own ONNX path: exported beside the weights, reused
+    copy.write_bytes(checkpoint.read_bytes())
+    renderer = Wav2LipRenderer(avatar, 25, copy, backend="onnx")
+    assert copy.with_suffix(".onnx").is_file() and psnr(a, renderer.infer(windows)) >= 35
 
 
 def test_prepare_finds_the_astronaut_caches_it_and_rejects_a_blank(tmp_path, monkeypatch):
@@ -212,3 +216,39 @@ def test_prepare_video_smooths_boxes_over_frames(tmp_path, monkeypatch):
     assert info.frames == 20 and info.detected == 19 and info.fps == 25
     jumps = np.abs(np.diff(info.boxes[:, :2], axis=0)).max()
     assert jumps <= 8  # no frame-to-frame jitter, and the blank frame borrowed its neighbours' box
+
+
+def test_wav2lip_on_an_idle_video_renders_against_the_frames_it_plays_on(checkpoint, tmp_path, monkeypatch):
+    pytest.importorskip("skimage.data")
+    monkeypatch.setenv("STREAMER_CACHE", str(tmp_path))
+    import av
+    from skimage import data
+
+    face = data.astronaut()[:384, 64:448]
+    path = tmp_path / "idle.mp4"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 384, 384, "yuv420p"
+        for i in range(10):
+            for p in s.encode(av.VideoFrame.from_ndarray(np.roll(face, 3 * i, axis=1).copy(), format="rgb24")):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    avatar = load_avatar(str(path), 320, 320)
+    r = Wav2LipRenderer(avatar, 25, checkpoint, batch=8)
+    r.start_hint = 4
+    poses = r.analyze(speech_like(0.6, silent_head=0.0, silent_tail=0.0), 48000)
+    talking = [i for i, p in enumerate(poses) if p.patch is not None]
+    assert len(talking) >= 10
+    i = talking[3]
+    import dataclasses
+
+    still = dataclasses.replace(poses[i], energy=0.0)  # no speech nod, so idle and speech share the warp
+    frame = r.frame(r.start_hint + i, still)
+    picture, hints = r.base(r.start_hint + i)
+    x, y, w, h = hints.face_box
+    outside = frame.copy()
+    outside[y:y + int(h * 1.2), x:x + w] = 0
+    idle = r.frame(r.start_hint + i, None)
+    idle[y:y + int(h * 1.2), x:x + w] = 0
+    assert np.array_equal(outside, idle)  # only the face box of the right loop frame changed

@@ -67,7 +67,7 @@ class Wav2LipRenderer(ProceduralRenderer):
     name = "wav2lip"
 
     def __init__(self, avatar: Avatar, fps: int, checkpoint: str | Path, *, device: str = "auto",
-                 precision: str = "auto", batch: int = 16, threads: int | None = None) -> None:
+                 precision: str = "auto", batch: int = 16, threads: int | None = None, backend: str = "torch") -> None:
         super().__init__(avatar, fps)
         import torch
 
@@ -77,19 +77,59 @@ class Wav2LipRenderer(ProceduralRenderer):
         self.precision = pick_precision(self.device, precision)
         self.batch = batch
         self.model = load_wav2lip(checkpoint, self.device)
+        self.onnx = None
+        if backend == "onnx":  # ONNX Runtime on the CPU, exported once beside a cache of the weights
+            from avatars.wav2lip.onnx import OnnxWav2Lip, export_onnx
+
+            onnx_path = Path(checkpoint).with_suffix(".onnx")
+            if not onnx_path.is_file() or onnx_path.stat().st_mtime < Path(checkpoint).stat().st_mtime:
+                export_onnx(load_wav2lip(checkpoint), onnx_path)
+            self.onnx = OnnxWav2Lip(onnx_path, threads)
+            self.device, self.precision = "cpu", "float32"
         self.channels_last = self.device == "cpu" and self.precision == "bfloat16"
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.paste = PasteBack(avatar.image, wav2lip_box(avatar.hints.face_box, avatar.image.shape))
-        x1, y1, x2, y2 = self.paste.box
-        face = cv2.resize(avatar.image[y1:y2, x1:x2], (96, 96), interpolation=cv2.INTER_AREA)
-        masked = face.copy()
-        masked[48:] = 0
-        self.face_input = np.concatenate([masked, face], axis=2).transpose(2, 0, 1)[None].astype(np.float32) / 255.0
+        self._pastes: dict[tuple[int, int, int, int], PasteBack] = {}
+        self.video = getattr(avatar, "position", None) is not None
+        self.start_hint = 0
+        """For idle-video avatars: the tick where the next utterance is expected to start (set by the
+        speaker), so each frame is generated from the loop frame it will be shown on."""
+        self.face_input = self._face_input(avatar.image, self.paste.box)
         self._lock = threading.Lock()
         with self._inference():
             self._feats = self.model.encode_face(self._tensor(self.face_input))
         log.info("wav2lip ready", extra={"device": self.device, "precision": self.precision, "batch": batch})
+
+    @staticmethod
+    def _face_input(picture: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+        x1, y1, x2, y2 = box
+        face = cv2.resize(picture[y1:y2, x1:x2], (96, 96), interpolation=cv2.INTER_AREA)
+        masked = face.copy()
+        masked[48:] = 0
+        return np.concatenate([masked, face], axis=2).transpose(2, 0, 1)[None].astype(np.float32) / 255.0
+
+    def _paste_for(self, picture: np.ndarray, face_box: tuple[int, int, int, int]) -> PasteBack:
+        box = wav2lip_box(face_box, picture.shape)
+        if box not in self._pastes:
+            if len(self._pastes) > 64:
+                self._pastes.clear()
+            self._pastes[box] = PasteBack(picture, box)
+        return self._pastes[box]
+
+    def infer_video(self, mel_windows_batch: np.ndarray, ticks: list[int]) -> np.ndarray:
+        """Per-frame faces for a video avatar: each window with the loop frame it will be shown on."""
+        faces = []
+        for t in ticks:
+            picture, hints = self.base(t)
+            faces.append(self._face_input(picture, wav2lip_box(hints.face_box, picture.shape)))
+        if self.onnx is not None:
+            out = self.onnx(mel_windows_batch[:, None], np.concatenate(faces))
+            return np.rint(np.clip(out, 0, 1) * 255).astype(np.uint8).transpose(0, 2, 3, 1)
+        audio = self._tensor(mel_windows_batch[:, None].astype(np.float32))
+        with self._lock, self._inference():
+            out = self.model(audio, self._tensor(np.concatenate(faces)))
+        return out.float().clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).contiguous().cpu().numpy()
 
     # ------------------------------------------------------------------ inference
     def _tensor(self, array: np.ndarray) -> Any:
@@ -117,6 +157,10 @@ class Wav2LipRenderer(ProceduralRenderer):
 
     def infer(self, mel_windows_batch: np.ndarray) -> np.ndarray:
         """(B, 80, 16) mel windows -> (B, 96, 96, 3) uint8 faces."""
+        if self.onnx is not None:
+            faces_in = np.repeat(self.face_input, len(mel_windows_batch), axis=0)
+            out = self.onnx(mel_windows_batch[:, None], faces_in)
+            return np.rint(np.clip(out, 0, 1) * 255).astype(np.uint8).transpose(0, 2, 3, 1)
         audio = self._tensor(mel_windows_batch[:, None].astype(np.float32))
         with self._lock, self._inference():
             out = self.model.decode(audio, self._feats, broadcast=True)
@@ -140,15 +184,24 @@ class Wav2LipRenderer(ProceduralRenderer):
                 return
             idx = list(range(start, min(n, start + self.batch)))
             speaking = [i for i in idx if base[i].open > 0.02]
-            faces = self.infer(windows[speaking]) if speaking else np.zeros((0, 96, 96, 3), np.uint8)
+            if not speaking:
+                faces = np.zeros((0, 96, 96, 3), np.uint8)
+            elif self.video:
+                faces = self.infer_video(windows[speaking], [self.start_hint + i for i in speaking])
+            else:
+                faces = self.infer(windows[speaking])
             patch = dict(zip(speaking, faces, strict=True))
             yield [dataclasses.replace(base[i], patch=patch.get(i)) for i in idx]
 
     # ------------------------------------------------------------------ frames
     def frame(self, index: int, pose: MouthPose | None = None) -> np.ndarray:
-        img = self.avatar.image.copy()
+        picture, hints = self.base(index)
+        if hints is not self._jaw_hints:
+            self._prepare_jaw(hints)
+        img = picture.copy()
         if pose is not None and pose.patch is not None:
-            self.paste.paste(img, pose.patch)
+            paste = self._paste_for(picture, hints.face_box) if self.video else self.paste
+            paste.paste(img, pose.patch)
         blink = self.blink_amount(index)
         if blink > 0.0:
             self._draw_eyelids(img, blink)

@@ -1,0 +1,60 @@
+"""Idle-video avatars: ping-pong playback, per-frame faces, continuity between idle and speech."""
+
+import numpy as np
+import pytest
+
+from avatars import load_avatar
+from avatars.base import MouthPose
+from avatars.procedural import ProceduralRenderer
+from avatars.video import pingpong
+from tests.test_avatar import mouth_darkness
+
+
+def test_pingpong_never_jumps():
+    seq = [pingpong(i, 4) for i in range(12)]
+    assert seq == [0, 1, 2, 3, 2, 1, 0, 1, 2, 3, 2, 1]
+    assert all(abs(a - b) == 1 for a, b in zip(seq, seq[1:], strict=False))
+    assert pingpong(7, 1) == 0
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    data = pytest.importorskip("skimage.data")
+    import av
+
+    tmp = tmp_path_factory.mktemp("video")
+    face = data.astronaut()[:384, 64:448]
+    path = tmp / "idle.mp4"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 384, 384, "yuv420p"
+        for i in range(12):
+            for p in s.encode(av.VideoFrame.from_ndarray(np.roll(face, 2 * i, axis=1).copy(), format="rgb24")):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    return path
+
+
+def test_video_avatar_plays_ping_pong_with_a_mouth_on_every_frame(clip, tmp_path, monkeypatch):
+    monkeypatch.setenv("STREAMER_CACHE", str(tmp_path))
+    av_ = load_avatar(str(clip), 320, 320)
+    assert av_.frames == 12
+    r = ProceduralRenderer(av_, 25)
+    # idle: ticks 11 and 13 show the same loop frame (the loop turns around at frame 11)
+    a, b = r.base(10)[0], r.base(12)[0]
+    assert np.array_equal(a, b)
+    # the mouth follows the face as it moves across the loop
+    xs = [r.base(t)[1].mouth[0] for t in range(0, 12)]
+    assert xs[-1] - xs[0] > 10
+    for t in (0, 6, 11):
+        hints = r.base(t)[1]
+        assert mouth_darkness(r.frame(t, MouthPose(1.0, 0.5, 0.0)), hints) > 30
+    # speech starting at tick 5 is drawn on loop frame 5, the very frame idle showed at tick 5:
+    # only the mouth differs
+    idle_5 = r.frame(5, None)
+    speaking_5 = r.frame(5, MouthPose(0.8, 0.5, 0.0))
+    mx, my = r.base(5)[1].mouth
+    top = int(my - 40)
+    assert top > 50 and np.array_equal(idle_5[:top], speaking_5[:top])
+    assert not np.array_equal(idle_5, speaking_5)
