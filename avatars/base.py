@@ -11,6 +11,7 @@ resumes where speech ended.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -51,6 +52,10 @@ class Avatar:
     image: np.ndarray
     """RGB uint8, exactly the output size."""
     hints: FaceHints
+    alpha: np.ndarray | None = field(default=None, repr=False)
+    """Foreground alpha at output size, for a green-screen host over a moving ``backdrop``."""
+    backdrop: Any = field(default=None, repr=False)
+    """Something with ``picture(tick) -> RGB`` shown behind the keyed host (a background video)."""
 
     @property
     def size(self) -> tuple[int, int]:

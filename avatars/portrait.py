@@ -92,19 +92,79 @@ def hints_from_face_box(img: np.ndarray, box: tuple[int, int, int, int]) -> Face
     )
 
 
-def _key_over_background(src: np.ndarray, background: str | Path | None) -> np.ndarray:
+def _cover(img: np.ndarray, width: int, height: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    scale = max(width / w, height / h)
+    big = cv2.resize(img, (max(width, round(w * scale)), max(height, round(h * scale))), interpolation=cv2.INTER_AREA)
+    y, x = (big.shape[0] - height) // 2, (big.shape[1] - width) // 2
+    return big[y:y + height, x:x + width]
+
+
+def _green_screen(src: np.ndarray, width: int, height: int, background: str | Path | None
+                  ) -> tuple[np.ndarray, float, float, float, np.ndarray, Backdrop | None]:
+    """Key the portrait and place it over the background, which fills the whole frame. Returns the
+    composited frame, the fit (scale, x, y), the foreground alpha at output size, and a video backdrop."""
     from avatars.greenscreen import ChromaKey
 
-    if background:
+    key = ChromaKey()
+    alpha = key.alpha(src)
+    fg = np.clip(key.despill(src), 0, 255).astype(np.uint8)
+    placed, scale, ox, oy = _fit(fg, width, height)
+    nh, nw = round(src.shape[0] * scale), round(src.shape[1] * scale)
+    alpha_full = np.zeros((height, width), np.float32)
+    alpha_full[int(oy):int(oy) + nh, int(ox):int(ox) + nw] = cv2.resize(alpha, (nw, nh), interpolation=cv2.INTER_AREA)
+    backdrop = None
+    if background and Path(background).suffix.lower() in VIDEO_EXT:
+        backdrop = Backdrop.load(Path(background), width, height)
+        bg = backdrop.picture(0)
+    elif background:
         bgr = cv2.imread(str(background), cv2.IMREAD_COLOR)
         if bgr is None:
             raise AvatarError(f"cannot read avatar background {background}")
-        bg = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        bg = _cover(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), width, height)
     else:  # no background given: a soft studio gradient
-        t = np.linspace(0.0, 1.0, src.shape[0], dtype=np.float32)[:, None, None]
-        bg = ((1 - t) * np.array([34, 40, 66], np.float32) + t * np.array([92, 70, 112], np.float32))
-        bg = np.broadcast_to(bg, src.shape).astype(np.uint8)
-    return ChromaKey().composite(src, bg)
+        t = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None, None]
+        grad = (1 - t) * np.array([34, 40, 66], np.float32) + t * np.array([92, 70, 112], np.float32)
+        bg = np.broadcast_to(grad, (height, width, 3)).astype(np.uint8)
+    a = alpha_full[..., None]
+    frame = np.clip(np.rint(placed * a + bg.astype(np.float32) * (1 - a)), 0, 255).astype(np.uint8)
+    return frame, scale, ox, oy, alpha_full, backdrop
+
+
+class Backdrop:
+    """A background video behind a green-screen host: JPEG frames, played ping-pong by tick."""
+
+    def __init__(self, encoded: list[bytes]) -> None:
+        self.encoded = encoded
+        self._last: tuple[int, np.ndarray] | None = None
+
+    @classmethod
+    def load(cls, path: Path, width: int, height: int) -> Backdrop:
+        import av
+
+        try:
+            with av.open(str(path)) as c:
+                frames = [_cover(f.to_ndarray(format="rgb24"), width, height) for f in c.decode(video=0)]
+        except (av.error.FFmpegError, IndexError) as e:
+            raise AvatarError(f"cannot read background video {path}: {e}") from None
+        if not frames:
+            raise AvatarError(f"background video {path} has no frames")
+        return cls([cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+                    for f in frames])
+
+    def picture(self, tick: int) -> np.ndarray:
+        from avatars.video import pingpong
+
+        i = pingpong(tick, len(self.encoded))
+        if self._last is None or self._last[0] != i:
+            img = cv2.imdecode(np.frombuffer(self.encoded[i], np.uint8), cv2.IMREAD_COLOR)
+            if img is None:
+                raise AvatarError(f"background frame {i} does not decode")
+            self._last = (i, cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+        return self._last[1]
+
+
+VIDEO_EXT = (".mp4", ".mov", ".mkv", ".webm", ".avi")
 
 
 def load_avatar(image: str | Path | None, width: int, height: int,
@@ -118,7 +178,7 @@ def load_avatar(image: str | Path | None, width: int, height: int,
     if not image:
         return draw_default_host(width, height)
     path = Path(image)
-    if path.suffix.lower() in (".mp4", ".mov", ".mkv", ".webm", ".avi"):
+    if path.suffix.lower() in VIDEO_EXT:
         from avatars.video import load_video_avatar  # an idle loop: faces per frame, ping-pong playback
 
         return load_video_avatar(path, width, height)
@@ -126,9 +186,12 @@ def load_avatar(image: str | Path | None, width: int, height: int,
     if bgr is None:
         raise AvatarError(f"cannot read avatar image {path} (missing or not an image)")
     src = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    alpha: np.ndarray | None = None
+    backdrop: Backdrop | None = None
     if green_screen:
-        src = _key_over_background(src, background)
-    frame, scale, ox, oy = _fit(src, width, height)
+        frame, scale, ox, oy, alpha, backdrop = _green_screen(src, width, height, background)
+    else:
+        frame, scale, ox, oy = _fit(src, width, height)
     if mouth_x is not None and mouth_y is not None:
         mw = (mouth_width or 0.12 * src.shape[1]) * scale
         mx, my = ox + mouth_x * scale, oy + mouth_y * scale
@@ -144,4 +207,4 @@ def load_avatar(image: str | Path | None, width: int, height: int,
         box = (int(ox + x * scale), int(oy + y * scale), int(w * scale), int(h * scale))
     hints = hints_from_face_box(frame, box)
     log.info("avatar loaded", extra={"avatar": str(path), "face_box": box})
-    return Avatar(path.stem, frame, hints)
+    return Avatar(path.stem, frame, hints, alpha=alpha if backdrop is not None else None, backdrop=backdrop)

@@ -100,6 +100,8 @@ class PersonaSettings(_Model):
     retries: Annotated[int, Field(ge=0, le=5)] = 2
     max_tokens: Annotated[int, Field(ge=16, le=4096)] = 220
     big_gift_cny: Annotated[float, Field(ge=0)] = 50.0
+    paraphrase_idle: bool = False
+    """With kind = "llm": idle lines are reworded by the model so a 24/7 loop does not repeat verbatim."""
 
 
 class ModerationSettings(_Model):
@@ -136,6 +138,8 @@ class DirectorSettings(_Model):
     danmaku_ttl_s: Annotated[float, Field(gt=0)] = 60.0
     max_queue: Annotated[int, Field(ge=1)] = 200
     thanks_batch_s: Annotated[float, Field(ge=0)] = 3.0
+    paid_threshold_cny: Annotated[float, Field(ge=0)] = 1.0
+    """Gifts worth at least this much (in a batch) are thanked in the paid class; cheaper ones with chat."""
     state_db: str = "state/streamer.db"
     """SQLite file for unanswered paid messages and bans (relative to the current directory)."""
 

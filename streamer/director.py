@@ -274,7 +274,9 @@ class Director:
         now = self.time_fn()
         for kind, events in list(self._batches.items()):
             if events and now - self._batch_started[kind] >= self.settings.thanks_batch_s:
-                prio = PAID if kind in (EventKind.GIFT, EventKind.MEMBERSHIP) else DANMAKU
+                value = sum(e.amount.common for e in events if e.amount is not None)
+                paid = kind is EventKind.MEMBERSHIP or (kind is EventKind.GIFT and value >= self.settings.paid_threshold_cny)
+                prio = PAID if paid else DANMAKU
                 self._push(Turn("thanks", prio, list(events)))
                 self._batches[kind] = []
                 del self._batch_started[kind]

@@ -186,3 +186,17 @@ async def test_never_dead_air_idle_follows_quiet(catalogue):
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_cheap_gifts_are_thanked_with_chat_and_valuable_ones_as_paid(catalogue):
+    clock = Clock()
+    d = director(catalogue, clock, settings={"paid_threshold_cny": 5.0})
+    d.submit(ev(name="A", kind=EventKind.GIFT, amount=Amount(100, "gold_coin", 0.1), gift="heart"))
+    d.submit(ev("what colors do you have?", "Q"))
+    clock.t = 4
+    assert d.next_item().events[0].user.name == "Q"  # a question outranks a 0.1 CNY heart
+    assert d.next_item().kind == "thanks"
+    d.submit(ev(name="B", kind=EventKind.GIFT, amount=Amount(10, "CNY", 10), gift="rocket"))
+    d.submit(ev("what colors do you have?", "R"))
+    clock.t = 8
+    assert d.next_item().kind == "thanks"  # a 10 CNY rocket is paid: thanked first

@@ -60,3 +60,34 @@ def test_a_green_screen_portrait_is_keyed_over_the_configured_background(tmp_pat
     corner = av.image[5:40, 5:40].reshape(-1, 3)
     assert np.abs(corner.astype(int) - (30, 60, 200)).max() <= 2  # the screen became the background
     assert av.hints.face_box[2] > 50  # and the face is still found on the keyed picture
+
+
+def test_a_green_screen_host_over_a_background_video_moves_while_the_video_plays(tmp_path):
+    data = __import__("pytest").importorskip("skimage.data")
+    import av
+
+    from avatars import load_avatar
+    from avatars.procedural import ProceduralRenderer
+
+    photo = data.astronaut().copy()
+    photo[:, :60] = GREEN
+    photo[:40, :] = GREEN
+    path = tmp_path / "host.png"
+    cv2.imwrite(str(path), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+    video = tmp_path / "bg.mp4"
+    with av.open(str(video), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 160, 90, "yuv420p"
+        for i in range(10):  # the background brightens frame by frame
+            for p in s.encode(av.VideoFrame.from_ndarray(np.full((90, 160, 3), 20 + 20 * i, np.uint8), format="rgb24")):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    av_ = load_avatar(str(path), 640, 360, green_screen=True, background=str(video))
+    r = ProceduralRenderer(av_, 25)
+    f0, f5 = r.frame(0), r.frame(5)
+    # the margins and the keyed strip show the video, frame by frame
+    assert abs(int(f5[180, 5].mean()) - int(f0[180, 5].mean())) >= 60
+    face = av_.hints.face_box
+    cx, cy = face[0] + face[2] // 2, face[1] + face[3] // 2
+    assert np.abs(f0[cy, cx].astype(int) - f5[cy, cx].astype(int)).max() < 40  # the host is the host

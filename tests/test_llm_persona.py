@@ -104,3 +104,15 @@ async def test_non_answer_turns_do_not_call_the_model():
         out, _ = await collect(persona, Turn("operator", 0, text="Flash sale in five minutes!"))
         await asyncio.sleep(0)
     assert out == ["Flash sale in five minutes!"] and server.requests == []
+
+
+async def test_idle_lines_are_paraphrased_and_fall_back_to_the_script():
+    async with FakeOpenAI(Behaviour(answer="Hey friends, the AeroBrew is just 49 dollars right now!")) as server:
+        persona = make(server, paraphrase_idle=True)
+        out, _ = await collect(persona, Turn("idle", 4, text="If you just joined, the AeroBrew is only 49 dollars today."))
+    assert out == ["Hey friends, the AeroBrew is just 49 dollars right now!"]
+    assert "<line>If you just joined" in server.requests[0]["messages"][-1]["content"]
+    async with FakeOpenAI(Behaviour(errors=[500])) as server:
+        persona = make(server, paraphrase_idle=True)
+        out, _ = await collect(persona, Turn("idle", 4, text="Tap follow. See you soon!"))
+    assert out == ["Tap follow.", "See you soon!"] and len(server.requests) == 1

@@ -51,7 +51,8 @@ class Cast:
         return LLMPersona(profile, self.catalogue, self.memory, scripted,
                           base_url=p.base_url or os.environ.get("OPENAI_BASE_URL", ""), model=p.model,
                           api_key=os.environ.get(p.api_key_env, ""), first_token_timeout_s=p.first_token_timeout_s,
-                          stall_timeout_s=p.stall_timeout_s, retries=p.retries, max_tokens=p.max_tokens)
+                          stall_timeout_s=p.stall_timeout_s, retries=p.retries, max_tokens=p.max_tokens,
+                          paraphrase_idle=p.paraphrase_idle)
 
 
 def build_cast(settings: Settings, catalogue: Catalogue, memory: Memory) -> Cast:

@@ -25,7 +25,7 @@ from streamer.persona.catalogue import Catalogue
 from streamer.persona.memory import Memory
 from streamer.persona.profile import PersonaProfile
 from streamer.persona.scripted import ScriptedPersona
-from streamer.persona.sentences import SentenceSplitter
+from streamer.persona.sentences import SentenceSplitter, split_text
 from streamer.safety import quote_viewer
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class LLMPersona:
     def __init__(self, profile: PersonaProfile, catalogue: Catalogue, memory: Memory, fallback: ScriptedPersona, *,
                  base_url: str, model: str, api_key: str, first_token_timeout_s: float = 4.0,
                  stall_timeout_s: float = 4.0, retries: int = 2, max_tokens: int = 220,
-                 temperature: float = 0.7) -> None:
+                 temperature: float = 0.7, paraphrase_idle: bool = False) -> None:
         try:
             from openai import AsyncOpenAI
         except ImportError:
@@ -91,6 +91,7 @@ class LLMPersona:
         self.temperature = temperature
         self.client = AsyncOpenAI(base_url=base_url or None, api_key=api_key or "not-needed", max_retries=0,
                                   timeout=first_token_timeout_s + 30)
+        self.paraphrase_idle = paraphrase_idle
         self.failures = 0
         self.fallbacks = 0
 
@@ -111,7 +112,18 @@ class LLMPersona:
         return [{"role": "system", "content": system_prompt(self.profile, self.catalogue)},
                 *self.memory.context(), {"role": "user", "content": "\n".join(quoted) + "\n" + ask}]
 
+    def paraphrase_messages(self, text: str) -> list[dict[str, str]]:
+        return [{"role": "system", "content": system_prompt(self.profile, self.catalogue)},
+                {"role": "user", "content": "Say this to the audience in your own words, in one or two short "
+                                            "sentences, keeping every name, number and price exactly:\n"
+                                            f"<line>{text}</line>"}]
+
     async def reply(self, turn: Turn) -> AsyncGenerator[str, None]:
+        if turn.kind == "idle" and self.paraphrase_idle and turn.text:
+            async with aclosing(self._paraphrase(turn.text)) as lines:
+                async for s in lines:
+                    yield s
+            return
         if turn.kind != "answer":
             async with aclosing(self.fallback.reply(turn)) as replies:
                 async for s in replies:
@@ -140,6 +152,20 @@ class LLMPersona:
         async with aclosing(self.fallback.reply(turn)) as replies:
             async for s in replies:
                 yield s
+
+    async def _paraphrase(self, text: str) -> AsyncGenerator[str, None]:
+        """The idle line reworded, or the line itself if the model fails (no retries: idle can wait)."""
+        spoken = 0
+        try:
+            async with aclosing(self._stream(self.paraphrase_messages(text))) as stream:
+                async for sentence in stream:
+                    spoken += 1
+                    yield sentence
+        except _RETRYABLE as e:
+            log.info("idle paraphrase failed; saying the line as written", extra={"error": _describe(e)})
+        if not spoken:
+            for sentence in split_text(text):
+                yield sentence
 
     async def _stream(self, messages: list[dict[str, str]]) -> AsyncGenerator[str, None]:
         stream: Any = await asyncio.wait_for(
