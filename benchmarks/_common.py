@@ -6,9 +6,12 @@ import json
 import os
 import platform
 import sys
+import time
 from typing import Any
 
 import numpy as np
+
+from streamer.sinks.base import Sink, Tick
 
 
 def rss_mb() -> float:
@@ -17,6 +20,18 @@ def rss_mb() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024.0
     return float("nan")
+
+
+class TimingSink(Sink):
+    """A sink that records when each tick arrives (frame-interval error at the output edge)."""
+
+    name = "timing"
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def write(self, tick: Tick) -> None:
+        self.times.append(time.monotonic())
 
 
 def percentiles(values: Any, scale: float = 1.0) -> dict[str, float]:

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from avatars import load_avatar  # noqa: E402
 from avatars.procedural import ProceduralRenderer  # noqa: E402
-from benchmarks._common import percentiles, report  # noqa: E402
+from benchmarks._common import TimingSink, percentiles, report  # noqa: E402
 from chat_sources.bilibili_codec import OP_MESSAGE, BilibiliCodec, pack  # noqa: E402
 from chat_sources.douyin_codec import DouyinCodec, build_push_frame  # noqa: E402
 from chat_sources.protobuf import field_bytes, field_varint, message  # noqa: E402
@@ -31,7 +31,7 @@ from streamer.clock import OutputClock  # noqa: E402
 from streamer.config import DirectorSettings  # noqa: E402
 from streamer.director import Director  # noqa: E402
 from streamer.persona import ScriptedPersona, load_catalogue  # noqa: E402
-from streamer.sinks.base import Sink, SinkWorker, Tick  # noqa: E402
+from streamer.sinks.base import SinkWorker  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data"
@@ -77,15 +77,6 @@ def throughput(codec, frames) -> dict:
     return {"events": events, "cpu_s": round(cpu, 3), "events_per_s": round(events / cpu)}
 
 
-class Timing(Sink):
-    name = "timing"
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-
-    def write(self, tick: Tick) -> None:
-        self.times.append(time.monotonic())
-
 
 async def burst_effect(seconds: float = 6.0) -> dict:
     renderer = ProceduralRenderer(load_avatar("", 1280, 720), 25)
@@ -93,7 +84,7 @@ async def burst_effect(seconds: float = 6.0) -> dict:
     frames = twitch_frames(10_000 // PER_FRAME)
 
     def phase(burst: bool) -> dict:
-        sink = Timing()
+        sink = TimingSink()
         clock = OutputClock(25, 48000, renderer, [SinkWorker(sink, 64)], [draw_chat, draw_subtitle])
         director = Director(persona, None, DirectorSettings(max_queue=200), 10.0)  # type: ignore[arg-type]
         codec = TwitchCodec("pajlada")

@@ -19,23 +19,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from avatars import load_avatar  # noqa: E402
 from avatars.procedural import ProceduralRenderer  # noqa: E402
-from benchmarks._common import percentiles, report, rss_mb  # noqa: E402
+from benchmarks._common import TimingSink, percentiles, report, rss_mb  # noqa: E402
 from overlays import draw_chat, draw_subtitle  # noqa: E402
 from streamer.clock import OutputClock  # noqa: E402
-from streamer.sinks.base import Sink, SinkWorker, Tick  # noqa: E402
+from streamer.sinks.base import SinkWorker  # noqa: E402
 from streamer.speech import Segment, Utterance  # noqa: E402
 
 FPS, RATE = 25, 48000
 
-
-class TimingSink(Sink):
-    name = "timing"
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-
-    def write(self, tick: Tick) -> None:
-        self.times.append(time.monotonic())
 
 
 def speech_like(seconds: float) -> np.ndarray:

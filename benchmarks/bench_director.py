@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from avatars import load_avatar  # noqa: E402
 from avatars.procedural import ProceduralRenderer  # noqa: E402
-from benchmarks._common import percentiles, report  # noqa: E402
+from benchmarks._common import TimingSink, percentiles, report  # noqa: E402
 from overlays import draw_chat, draw_subtitle  # noqa: E402
 from streamer.clock import OutputClock  # noqa: E402
 from streamer.config import DirectorSettings, load_settings  # noqa: E402
@@ -33,7 +33,7 @@ from streamer.moderation import ModerationRules, Moderator  # noqa: E402
 from streamer.persona import ScriptedPersona, load_catalogue  # noqa: E402
 from streamer.persona.factory import build_cast, build_output_filter  # noqa: E402
 from streamer.persona.memory import Memory  # noqa: E402
-from streamer.sinks.base import Sink, SinkWorker, Tick  # noqa: E402
+from streamer.sinks.base import SinkWorker  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 QUESTIONS = ["how much is it?", "is shipping free?", "does it need a battery?", "is it easy to clean?",
@@ -115,22 +115,13 @@ async def overhead(settings, n: int = 300) -> dict:
             "first_sentence_to_voice_request_ms": percentiles(np.array(voice_lat) * 1000)}
 
 
-class Timing(Sink):
-    name = "timing"
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-
-    def write(self, tick: Tick) -> None:
-        self.times.append(time.monotonic())
-
 
 async def flood(settings, rate: int = 2000, seconds: float = 5.0) -> dict:
     renderer = ProceduralRenderer(load_avatar("", 1280, 720), 25)
     out = {}
     for label, burst in (("baseline", False), ("flood", True)):
         director, _, _ = build(settings, persona_wrapper=False)
-        sink = Timing()
+        sink = TimingSink()
         clock = OutputClock(25, 48000, renderer, [SinkWorker(sink, 64)], [draw_chat, draw_subtitle])
         gc.collect()
         gc.freeze()  # as App.start does once everything is built

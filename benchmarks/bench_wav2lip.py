@@ -26,18 +26,10 @@ from avatars.wav2lip.audio import mel_windows, melspectrogram  # noqa: E402
 from avatars.wav2lip.checkpoint import load_wav2lip, save_official_format  # noqa: E402
 from avatars.wav2lip.model import Wav2Lip  # noqa: E402
 from avatars.wav2lip.renderer import Wav2LipRenderer  # noqa: E402
-from benchmarks._common import report  # noqa: E402
+from benchmarks._common import report, rss_mb  # noqa: E402
 from streamer.voice.audio import resample  # noqa: E402
 
 FPS = 25
-
-
-def rss_now_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
 
 
 def speech(seconds: float, rate: int = 48000) -> np.ndarray:
@@ -134,10 +126,10 @@ def main() -> None:
     torch.manual_seed(0)
     save_official_format(Wav2Lip(), ckpt)
     # the renderer's own memory: one bf16 renderer rendering a 3 s line, before anything else is loaded
-    before = rss_now_mb()
+    before = rss_mb()
     first = Wav2LipRenderer(load_avatar("", 1280, 720), FPS, ckpt, precision="bfloat16", batch=16)
     render_path(first, speech(3.0))
-    renderer_mb = rss_now_mb() - before
+    renderer_mb = rss_mb() - before
     del first
     model = load_wav2lip(ckpt)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -81,3 +81,18 @@ def write_config(tmp_path: Path, body: str) -> Path:
     p = tmp_path / "test.toml"
     p.write_text(body.replace("{REPO}", str(REPO)), encoding="utf-8")
     return p
+
+
+async def run_until(src, cond, timeout=15):
+    """Run a chat source until ``cond(events)`` holds; return the events."""
+    got = []
+    task = asyncio.create_task(src.run(got.append))
+    deadline = asyncio.get_running_loop().time() + timeout
+    try:
+        while not cond(got):
+            assert asyncio.get_running_loop().time() < deadline, f"timed out; got {got}; last error {src.last_error}"
+            await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    return got

@@ -1,6 +1,5 @@
 """The Bilibili client against a local fake Bilibili speaking the real protocol."""
 
-import asyncio
 import base64
 import json
 import zlib
@@ -11,6 +10,7 @@ from chat_sources.bilibili import BilibiliChatSource
 from chat_sources.bilibili_codec import OP_MESSAGE, pack
 from chat_sources.protobuf import field_bytes, field_varint, message
 from streamer.events import EventKind
+from tests.conftest import run_until
 from tests.fakes.bilibili import REAL_ROOM, FakeBilibili
 from tests.test_codecs import COMMANDS, FRAMES
 
@@ -38,20 +38,6 @@ def make_source(server, risk_delay=0.3, heartbeat_s=0.25):
                              reconnect=lambda attempt: 0.05, heartbeat_s=heartbeat_s)
     src.risk_control_delay_s = risk_delay
     return src
-
-
-async def run_until(src, cond, timeout=15):
-    got = []
-    task = asyncio.create_task(src.run(got.append))
-    deadline = asyncio.get_running_loop().time() + timeout
-    try:
-        while not cond(got):
-            assert asyncio.get_running_loop().time() < deadline, f"timed out; got {got}; last error {src.last_error}"
-            await asyncio.sleep(0.02)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-    return got
 
 
 async def test_bilibili_end_to_end_reconnect_stall_garbage_and_dedupe():

@@ -7,22 +7,9 @@ from chat_sources.douyin import DouyinChatSource
 from chat_sources.douyin_codec import build_push_frame
 from chat_sources.protobuf import field_bytes, message
 from streamer.events import EventKind
+from tests.conftest import run_until
 from tests.fakes.douyin import ROOM_ID, WEB_RID, FakeDouyin, chat, frame
 from tests.test_codecs import _msg
-
-
-async def run_until(src, cond, timeout=15):
-    got = []
-    task = asyncio.create_task(src.run(got.append))
-    deadline = asyncio.get_running_loop().time() + timeout
-    try:
-        while not cond(got):
-            assert asyncio.get_running_loop().time() < deadline, f"timed out; got {got}; last error {src.last_error}"
-            await asyncio.sleep(0.02)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-    return got
 
 
 def make_source(server, **kw):

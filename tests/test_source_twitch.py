@@ -4,22 +4,9 @@ import asyncio
 
 from chat_sources.twitch import TwitchChatSource
 from streamer.events import EventKind
+from tests.conftest import run_until
 from tests.fakes.twitch import FakeTwitch
 from tests.test_codecs import TWITCH
-
-
-async def run_until(src, cond, timeout=15):
-    got = []
-    task = asyncio.create_task(src.run(got.append))
-    deadline = asyncio.get_running_loop().time() + timeout
-    try:
-        while not cond(got):
-            assert asyncio.get_running_loop().time() < deadline, f"timed out; got {got}; last error {src.last_error}"
-            await asyncio.sleep(0.02)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-    return got
 
 
 async def test_twitch_anonymous_read_ping_reconnect_stall():

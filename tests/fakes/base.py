@@ -56,6 +56,29 @@ class FakeServer:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    async def play(self, ws: web.WebSocketResponse, scenario: list[tuple], stalled: asyncio.Event,
+                   reader: asyncio.Task[Any], extra: Any = None) -> None:
+        """Run one connection's scenario, then wait for the client to go. ``extra(ws, action)`` handles
+        platform-specific actions and returns False to end the scenario."""
+        try:
+            for action in scenario:
+                if action[0] == "send":
+                    data = action[1]
+                    await (ws.send_str(data) if isinstance(data, str) else ws.send_bytes(data))
+                elif action[0] == "sleep":
+                    await asyncio.sleep(action[1])
+                elif action[0] == "close":
+                    await ws.close()
+                    break
+                elif action[0] == "stall":  # stop talking (and answering heartbeats) but keep the socket open
+                    stalled.set()
+                    break
+                elif extra is not None and not await extra(ws, action):
+                    break
+            await reader
+        finally:
+            reader.cancel()
+
     def next_scenario(self) -> list[tuple]:
         i = self.connections
         self.connections += 1

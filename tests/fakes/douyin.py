@@ -70,22 +70,7 @@ class FakeDouyin(FakeServer):
         await ws.prepare(request)
         scenario = self.next_scenario()
         stalled = asyncio.Event()
-        reader = asyncio.create_task(self._read(ws, stalled))
-        try:
-            for action in scenario:
-                if action[0] == "send":
-                    await ws.send_bytes(action[1])
-                elif action[0] == "sleep":
-                    await asyncio.sleep(action[1])
-                elif action[0] == "close":
-                    await ws.close()
-                    break
-                elif action[0] == "stall":
-                    stalled.set()
-                    break
-            await reader
-        finally:
-            reader.cancel()
+        await self.play(ws, scenario, stalled, asyncio.create_task(self._read(ws, stalled)))
         return ws
 
     async def _read(self, ws: web.WebSocketResponse, stalled: asyncio.Event) -> None:

@@ -39,33 +39,21 @@ class FakeTwitch(FakeServer):
             return ws
         scenario = self.next_scenario()
         stalled = asyncio.Event()
-        reader = asyncio.create_task(self._read(ws, stalled, lines))
-        try:
-            for action in scenario:
-                if action[0] == "send":
-                    await ws.send_str(action[1])
-                elif action[0] == "sleep":
-                    await asyncio.sleep(action[1])
-                elif action[0] == "close":
-                    await ws.close()
-                    break
-                elif action[0] == "stall":
-                    stalled.set()
-                    break
-                elif action[0] == "ping":  # a server PING that must be answered
-                    before = self.pongs
-                    await ws.send_str(":tmi.twitch.tv PING :tmi.twitch.tv")
-                    for _ in range(100):
-                        if self.pongs > before:
-                            break
-                        await asyncio.sleep(0.01)
-                    else:
-                        await ws.close()
-                        break
-            await reader
-        finally:
-            reader.cancel()
+        await self.play(ws, scenario, stalled, asyncio.create_task(self._read(ws, stalled, lines)), self._ping)
         return ws
+
+    async def _ping(self, ws: web.WebSocketResponse, action: tuple) -> bool:
+        """("ping",): a server PING that must be answered within a second, else the server hangs up."""
+        if action[0] != "ping":
+            return True
+        before = self.pongs
+        await ws.send_str(":tmi.twitch.tv PING :tmi.twitch.tv")
+        for _ in range(100):
+            if self.pongs > before:
+                return True
+            await asyncio.sleep(0.01)
+        await ws.close()
+        return False
 
     async def _login(self, ws: web.WebSocketResponse) -> list[str] | None:
         password = nick = ""
