@@ -170,7 +170,7 @@ VIDEO_EXT = (".mp4", ".mov", ".mkv", ".webm", ".avi")
 def load_avatar(image: str | Path | None, width: int, height: int,
                 mouth_x: float | None = None, mouth_y: float | None = None,
                 mouth_width: float | None = None, green_screen: bool = False,
-                background: str | Path | None = None) -> Avatar:
+                background: str | Path | None = None, fps: float | None = None) -> Avatar:
     """The bundled host when ``image`` is empty, else the portrait at ``image`` fitted to the frame.
 
     Explicit hints (mouth_x, mouth_y, mouth_width) are in the source image's pixels.
@@ -178,10 +178,18 @@ def load_avatar(image: str | Path | None, width: int, height: int,
     if not image:
         return draw_default_host(width, height)
     path = Path(image)
+    if path.is_dir():  # an avatar folder: its avatar.toml fills in what the caller left unset
+        from avatars.folder import read_folder
+
+        spec = read_folder(path)
+        return load_avatar(spec.media, width, height, mouth_x if mouth_x is not None else spec.mouth_x,
+                           mouth_y if mouth_y is not None else spec.mouth_y,
+                           mouth_width if mouth_width is not None else spec.mouth_width,
+                           green_screen or spec.green_screen, background or spec.background, fps=fps)
     if path.suffix.lower() in VIDEO_EXT:
         from avatars.video import load_video_avatar  # an idle loop: faces per frame, ping-pong playback
 
-        return load_video_avatar(path, width, height)
+        return load_video_avatar(path, width, height, fps=fps)
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise AvatarError(f"cannot read avatar image {path} (missing or not an image)")

@@ -65,16 +65,21 @@ class VideoAvatar(Avatar):
         return self._hints_cache[box]  # type: ignore[index]
 
 
-def load_video_avatar(path: str | Path, width: int, height: int, quality: int = 92) -> VideoAvatar:
+def load_video_avatar(path: str | Path, width: int, height: int, quality: int = 92, fps: float | None = None) -> VideoAvatar:
+    """``fps``: the output rate; a loop shot at another rate is retimed (nearest frame) to play at its speed."""
     path = Path(path)
     info = prepare(path, progress=None)
-    frames, _ = read_frames(info.media)
+    frames, src_fps = read_frames(info.media)
     if not frames:
         raise AvatarError(f"{path}: no frames")
+    picks = list(range(len(frames)))
+    if fps and src_fps and abs(src_fps - fps) > 0.01:
+        n_out = max(1, round(len(frames) * fps / src_fps))
+        picks = [min(len(frames) - 1, int(i * src_fps / fps)) for i in range(n_out)]
     encoded: list[bytes] = []
     boxes: list[tuple[int, int, int, int]] = []
     first: np.ndarray | None = None
-    for frame, (x, y, w, h) in zip(frames, info.boxes, strict=True):
+    for frame, (x, y, w, h) in ((frames[i], info.boxes[i]) for i in picks):
         fitted, scale, ox, oy = _fit(frame, width, height)
         if first is None:
             first = fitted

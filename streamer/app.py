@@ -131,7 +131,7 @@ class App:
         avatar = await asyncio.to_thread(load_avatar, image and str(s.resolve(image)),
                                          s.stream.width, s.stream.height, s.avatar.mouth_x, s.avatar.mouth_y,
                                          s.avatar.mouth_width, s.avatar.green_screen,
-                                         s.avatar.background and str(s.resolve(s.avatar.background)))
+                                         s.avatar.background and str(s.resolve(s.avatar.background)), s.stream.fps)
         a = s.avatar
         renderer = await asyncio.to_thread(
             create_renderer, a.renderer, avatar, s.stream.fps,
@@ -140,9 +140,14 @@ class App:
         self.clock = OutputClock(s.stream.fps, s.stream.sample_rate, renderer, self.workers, [draw_chat, draw_subtitle],
                                  on_playback=self._on_playback)
         self.speaker = Speaker(self.tts, renderer, self.clock)
-        self.actions = {a.name: await asyncio.to_thread(load_clip, a.name, s.resolve(a.file), s.stream.width,
-                                                        s.stream.height, s.stream.fps, s.stream.sample_rate, a.on,
-                                                        a.volume) for a in s.avatar.actions}
+        actions = [a.model_dump() | {"file": str(s.resolve(a.file))} for a in s.avatar.actions]
+        if image and s.resolve(image).is_dir():  # clips that travel with an avatar folder
+            from avatars.folder import read_folder
+
+            actions += read_folder(s.resolve(image)).actions
+        self.actions = {a["name"]: await asyncio.to_thread(load_clip, a["name"], a["file"], s.stream.width,
+                                                           s.stream.height, s.stream.fps, s.stream.sample_rate,
+                                                           a.get("on", ""), a.get("volume", 1.0)) for a in actions}
         m = s.moderation
         moderator = Moderator(ModerationRules(
             m.blocked_users, m.blocked_words, m.blocked_patterns, m.pinyin, m.max_chars, m.repeat_window_s,

@@ -58,3 +58,33 @@ def test_video_avatar_plays_ping_pong_with_a_mouth_on_every_frame(clip, tmp_path
     top = int(my - 40)
     assert top > 50 and np.array_equal(idle_5[:top], speaking_5[:top])
     assert not np.array_equal(idle_5, speaking_5)
+
+
+def test_a_loop_shot_at_another_rate_plays_at_its_own_speed(clip, tmp_path, monkeypatch):
+    monkeypatch.setenv("STREAMER_CACHE", str(tmp_path))
+    assert load_avatar(str(clip), 160, 160, fps=50).frames == 24  # a 25 fps loop at 50 fps output: each frame twice
+    assert load_avatar(str(clip), 160, 160, fps=25).frames == 12
+
+
+def test_an_avatar_folder_carries_its_own_settings(tmp_path, monkeypatch):
+    data = pytest.importorskip("skimage.data")
+    import cv2
+
+    from avatars.folder import read_folder
+
+    monkeypatch.setenv("STREAMER_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "mia"
+    folder.mkdir()
+    photo = data.astronaut().copy()
+    photo[:, :60] = (40, 190, 70)
+    cv2.imwrite(str(folder / "mia.png"), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(folder / "studio.png"), np.full((100, 100, 3), (200, 60, 30), np.uint8))
+    (folder / "avatar.toml").write_text('name = "Mia"\nmedia = "mia.png"\ngreen_screen = true\nbackground = "studio.png"\n'
+                                        '[[actions]]\nname = "wave"\nfile = "wave.mp4"\non = "gift"\n')
+    spec = read_folder(folder)
+    assert spec.name == "Mia" and spec.actions[0]["file"] == str(folder / "wave.mp4")
+    avatar = load_avatar(str(folder), 512, 512)
+    assert np.abs(avatar.image[200, 5].astype(int) - (30, 60, 200)).max() <= 2  # keyed over its own background
+    (folder / "avatar.toml").write_text('nmae = "typo"\n')
+    with pytest.raises(Exception, match="avatar.toml: nmae"):
+        load_avatar(str(folder), 512, 512)
