@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -100,35 +101,37 @@ def _cover(img: np.ndarray, width: int, height: int) -> np.ndarray:
     return big[y:y + height, x:x + width]
 
 
-def _green_screen(src: np.ndarray, width: int, height: int, background: str | Path | None
-                  ) -> tuple[np.ndarray, float, float, float, np.ndarray, Backdrop | None]:
-    """Key the portrait and place it over the background, which fills the whole frame. Returns the
-    composited frame, the fit (scale, x, y), the foreground alpha at output size, and a video backdrop."""
+def load_background(background: str | Path | None, width: int, height: int) -> tuple[np.ndarray, Backdrop | None]:
+    """The still picture behind a keyed host (the first frame of a video), and the video itself, if any."""
+    if background and Path(background).suffix.lower() in VIDEO_EXT:
+        backdrop = Backdrop.load(Path(background), width, height)
+        return backdrop.picture(0), backdrop
+    if background:
+        bgr = cv2.imread(str(background), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise AvatarError(f"cannot read avatar background {background}")
+        return _cover(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), width, height), None
+    t = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None, None]  # no background: a studio gradient
+    grad = (1 - t) * np.array([34, 40, 66], np.float32) + t * np.array([92, 70, 112], np.float32)
+    return np.broadcast_to(grad, (height, width, 3)).astype(np.uint8), None
+
+
+def key_onto(src: np.ndarray, bg: np.ndarray, width: int, height: int, key: Any = None
+             ) -> tuple[np.ndarray, float, float, float, np.ndarray]:
+    """Key a green-screen picture and place it over ``bg`` (output size), which fills the frame.
+    Returns the frame, the fit (scale, x, y) and the foreground alpha at output size."""
     from avatars.greenscreen import ChromaKey
 
-    key = ChromaKey()
+    key = key or ChromaKey()
     alpha = key.alpha(src)
     fg = np.clip(key.despill(src), 0, 255).astype(np.uint8)
     placed, scale, ox, oy = _fit(fg, width, height)
     nh, nw = round(src.shape[0] * scale), round(src.shape[1] * scale)
     alpha_full = np.zeros((height, width), np.float32)
     alpha_full[int(oy):int(oy) + nh, int(ox):int(ox) + nw] = cv2.resize(alpha, (nw, nh), interpolation=cv2.INTER_AREA)
-    backdrop = None
-    if background and Path(background).suffix.lower() in VIDEO_EXT:
-        backdrop = Backdrop.load(Path(background), width, height)
-        bg = backdrop.picture(0)
-    elif background:
-        bgr = cv2.imread(str(background), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise AvatarError(f"cannot read avatar background {background}")
-        bg = _cover(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), width, height)
-    else:  # no background given: a soft studio gradient
-        t = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None, None]
-        grad = (1 - t) * np.array([34, 40, 66], np.float32) + t * np.array([92, 70, 112], np.float32)
-        bg = np.broadcast_to(grad, (height, width, 3)).astype(np.uint8)
     a = alpha_full[..., None]
     frame = np.clip(np.rint(placed * a + bg.astype(np.float32) * (1 - a)), 0, 255).astype(np.uint8)
-    return frame, scale, ox, oy, alpha_full, backdrop
+    return frame, scale, ox, oy, alpha_full
 
 
 class Backdrop:
@@ -189,7 +192,7 @@ def load_avatar(image: str | Path | None, width: int, height: int,
     if path.suffix.lower() in VIDEO_EXT:
         from avatars.video import load_video_avatar  # an idle loop: faces per frame, ping-pong playback
 
-        return load_video_avatar(path, width, height, fps=fps)
+        return load_video_avatar(path, width, height, fps=fps, green_screen=green_screen, background=background)
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise AvatarError(f"cannot read avatar image {path} (missing or not an image)")
@@ -197,7 +200,8 @@ def load_avatar(image: str | Path | None, width: int, height: int,
     alpha: np.ndarray | None = None
     backdrop: Backdrop | None = None
     if green_screen:
-        frame, scale, ox, oy, alpha, backdrop = _green_screen(src, width, height, background)
+        bg, backdrop = load_background(background, width, height)
+        frame, scale, ox, oy, alpha = key_onto(src, bg, width, height)
     else:
         frame, scale, ox, oy = _fit(src, width, height)
     if mouth_x is not None and mouth_y is not None:

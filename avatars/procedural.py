@@ -191,7 +191,9 @@ class ProceduralRenderer:
         m[1, 2] += -0.012 * self._jaw_hints.mouth_width * 10 * pose.energy * (0.5 + 0.5 * math.sin(2 * math.pi * t / 0.9))
         out = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         backdrop = self.avatar.backdrop
-        if backdrop is not None and self.avatar.alpha is not None:  # the host moves, the background video plays
-            a = cv2.warpAffine(self.avatar.alpha, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)[..., None]
+        alpha_at = getattr(self.avatar, "alpha_at", None)
+        alpha = alpha_at(index) if alpha_at is not None else self.avatar.alpha
+        if backdrop is not None and alpha is not None:  # the host moves, the background video plays
+            a = cv2.warpAffine(alpha, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)[..., None]
             out = np.rint(out * a + backdrop.picture(index).astype(np.float32) * (1 - a)).astype(np.uint8)
         return out

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from avatars.base import Avatar
-from avatars.portrait import AvatarError, _fit, hints_from_face_box
+from avatars.portrait import AvatarError, _fit, hints_from_face_box, key_onto, load_background
 from avatars.prepare import prepare, read_frames
 
 
@@ -36,6 +36,20 @@ class VideoAvatar(Avatar):
         self.boxes = boxes
         self._hints_cache: dict[int, object] = {}
         self._decoded: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
+        self.alphas: list[bytes] = []
+        self._alpha: tuple[int, np.ndarray] | None = None
+
+    def alpha_at(self, tick: int) -> np.ndarray | None:
+        """The keyed foreground's alpha under tick ``tick`` (green-screen loops over a background video)."""
+        if not self.alphas:
+            return None
+        p = self.position(tick)
+        if self._alpha is None or self._alpha[0] != p:
+            a = cv2.imdecode(np.frombuffer(self.alphas[p], np.uint8), cv2.IMREAD_GRAYSCALE)
+            if a is None:
+                raise AvatarError(f"{self.name}: alpha of frame {p} does not decode")
+            self._alpha = (p, a.astype(np.float32) / 255.0)
+        return self._alpha[1]
 
     @property
     def frames(self) -> int:
@@ -65,8 +79,11 @@ class VideoAvatar(Avatar):
         return self._hints_cache[box]  # type: ignore[index]
 
 
-def load_video_avatar(path: str | Path, width: int, height: int, quality: int = 92, fps: float | None = None) -> VideoAvatar:
-    """``fps``: the output rate; a loop shot at another rate is retimed (nearest frame) to play at its speed."""
+def load_video_avatar(path: str | Path, width: int, height: int, quality: int = 92, fps: float | None = None,
+                      green_screen: bool = False, background: str | Path | None = None) -> VideoAvatar:
+    """``fps``: the output rate; a loop shot at another rate is retimed (nearest frame) to play at its speed.
+    ``green_screen``: every frame is keyed (with the key colour of the first) over ``background``; over a
+    background video the per-frame alpha is kept (as PNG) so the renderer composites at each tick."""
     path = Path(path)
     info = prepare(path, progress=None)
     frames, src_fps = read_frames(info.media)
@@ -77,10 +94,22 @@ def load_video_avatar(path: str | Path, width: int, height: int, quality: int = 
         n_out = max(1, round(len(frames) * fps / src_fps))
         picks = [min(len(frames) - 1, int(i * src_fps / fps)) for i in range(n_out)]
     encoded: list[bytes] = []
+    alphas: list[bytes] = []
     boxes: list[tuple[int, int, int, int]] = []
     first: np.ndarray | None = None
+    key = bg = backdrop = None
+    if green_screen:
+        from avatars.greenscreen import ChromaKey, border_colour
+
+        key = ChromaKey(border_colour(frames[0]))
+        bg, backdrop = load_background(background, width, height)
     for frame, (x, y, w, h) in ((frames[i], info.boxes[i]) for i in picks):
-        fitted, scale, ox, oy = _fit(frame, width, height)
+        if key is not None and bg is not None:
+            fitted, scale, ox, oy, alpha = key_onto(frame, bg, width, height, key)
+            if backdrop is not None:
+                alphas.append(cv2.imencode(".png", np.rint(alpha * 255).astype(np.uint8))[1].tobytes())
+        else:
+            fitted, scale, ox, oy = _fit(frame, width, height)
         if first is None:
             first = fitted
         ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(fitted, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
@@ -89,4 +118,7 @@ def load_video_avatar(path: str | Path, width: int, height: int, quality: int = 
         encoded.append(jpg.tobytes())
         boxes.append((int(ox + x * scale), int(oy + y * scale), int(w * scale), int(h * scale)))
     assert first is not None
-    return VideoAvatar(path.stem, encoded, boxes, first)
+    avatar = VideoAvatar(path.stem, encoded, boxes, first)
+    if backdrop is not None:
+        avatar.backdrop, avatar.alphas = backdrop, alphas
+    return avatar

@@ -88,3 +88,31 @@ def test_an_avatar_folder_carries_its_own_settings(tmp_path, monkeypatch):
     (folder / "avatar.toml").write_text('nmae = "typo"\n')
     with pytest.raises(Exception, match="avatar.toml: nmae"):
         load_avatar(str(folder), 512, 512)
+
+
+def test_a_green_screen_loop_is_keyed_over_a_background_video(tmp_path, monkeypatch):
+    data = pytest.importorskip("skimage.data")
+    import av
+
+    monkeypatch.setenv("STREAMER_CACHE", str(tmp_path / "cache"))
+    face = data.astronaut()[:384, 64:448].copy()
+    face[:, :50] = (40, 190, 70)
+    face[:, -50:] = (40, 190, 70)
+
+    def write(path, frames, size):
+        with av.open(str(path), "w") as c:
+            s = c.add_stream("libx264", rate=25)
+            s.width, s.height, s.pix_fmt = size[1], size[0], "yuv420p"
+            for f in frames:
+                for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                    c.mux(p)
+            for p in s.encode(None):
+                c.mux(p)
+
+    write(tmp_path / "host.mp4", [np.roll(face, i, axis=0).copy() for i in range(8)], (384, 384))
+    write(tmp_path / "bg.mp4", [np.full((90, 160, 3), 20 + 25 * i, np.uint8) for i in range(8)], (90, 160))
+    avatar = load_avatar(str(tmp_path / "host.mp4"), 320, 320, green_screen=True, background=str(tmp_path / "bg.mp4"))
+    assert avatar.alphas and avatar.alpha_at(3).shape == (320, 320)
+    r = ProceduralRenderer(avatar, 25)
+    f1, f6 = r.frame(1), r.frame(6)
+    assert int(f6[160, 8].mean()) - int(f1[160, 8].mean()) >= 60  # the keyed strip shows the video playing
