@@ -94,5 +94,6 @@ async def run_until(src, cond, timeout=15):
             await asyncio.sleep(0.02)
     finally:
         task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        # a source must honour cancellation promptly (Ctrl-C stops the app within a second)
+        await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), timeout=10)
     return got

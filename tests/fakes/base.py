@@ -43,11 +43,22 @@ class FakeServer:
             self.handlers.discard(task)
 
     async def stop(self) -> None:
-        for task in list(self.handlers):
-            task.cancel()
-        await asyncio.gather(*self.handlers, return_exceptions=True)
-        if self.runner:
-            await self.runner.cleanup()
+        if self.runner is None:
+            return
+        for site in list(self.runner.sites):  # stop accepting first: no handler may start after this
+            await site.stop()
+        for _ in range(5):
+            pending = [t for t in self.handlers if not t.done()]
+            if not pending:
+                break
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=1.0)
+        try:
+            await asyncio.wait_for(self.runner.cleanup(), timeout=5.0)
+        except asyncio.TimeoutError:
+            pass
+        self.runner = None
         await asyncio.sleep(0.01)  # let aiohttp's connection tasks see their transports close
 
     async def __aenter__(self) -> FakeServer:
