@@ -97,3 +97,30 @@ async def run_until(src, cond, timeout=15):
         # a source must honour cancellation promptly (Ctrl-C stops the app within a second)
         await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), timeout=10)
     return got
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: int = 25, audio: np.ndarray | None = None,
+                rate: int = 48000) -> Path:
+    """An H.264 MP4 of RGB frames (even sizes), with an optional mono AAC track of float audio."""
+    import av
+
+    h, w = frames[0].shape[:2]
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=fps)
+        v.width, v.height, v.pix_fmt = w, h, "yuv420p"
+        a = c.add_stream("aac", rate=rate, layout="mono") if audio is not None else None
+        for f in frames:
+            for p in v.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+                c.mux(p)
+        if a is not None and audio is not None:
+            pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
+            for s in range(0, len(pcm), 1024):
+                af = av.AudioFrame.from_ndarray(pcm[None, s:s + 1024], format="s16", layout="mono")
+                af.sample_rate, af.pts = rate, s
+                for p in a.encode(af):
+                    c.mux(p)
+        for stream in (v, a):
+            if stream is not None:
+                for p in stream.encode(None):
+                    c.mux(p)
+    return path

@@ -9,7 +9,7 @@ import pytest
 from streamer.app import App
 from streamer.config import load_settings
 from streamer.control import ControlServer
-from tests.conftest import write_config
+from tests.conftest import write_config, write_video
 from tests.fakes.openai import Behaviour, FakeOpenAI
 
 pytestmark = pytest.mark.slow
@@ -120,28 +120,12 @@ async def test_llm_persona_answers_inside_the_app_and_filters_its_output(tmp_pat
 
 
 def _make_clip(path, seconds=1.0):
-    import av
     import numpy as np
 
-    with av.open(str(path), "w") as c:
-        v = c.add_stream("libx264", rate=25)
-        v.width, v.height, v.pix_fmt = 160, 90, "yuv420p"
-        a = c.add_stream("aac", rate=48000, layout="mono")
-        for _ in range(int(25 * seconds)):
-            frame = np.zeros((90, 160, 3), np.uint8)
-            frame[:] = (255, 0, 255)
-            for p in v.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                c.mux(p)
-        t = np.arange(int(48000 * seconds)) / 48000
-        tone = (0.5 * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16)
-        for s in range(0, len(tone), 1024):
-            af = av.AudioFrame.from_ndarray(tone[None, s:s + 1024], format="s16", layout="mono")
-            af.sample_rate, af.pts = 48000, s
-            for p in a.encode(af):
-                c.mux(p)
-        for s in (v, a):
-            for p in s.encode(None):
-                c.mux(p)
+    n = int(25 * seconds)
+    frames = [np.full((90, 160, 3), (255, 0, 255), np.uint8)] * n
+    t = np.arange(int(48000 * seconds)) / 48000
+    write_video(path, frames, audio=0.5 * np.sin(2 * np.pi * 440 * t))
 
 
 async def test_action_clip_plays_on_a_gift_and_on_command(tmp_path):

@@ -64,25 +64,17 @@ def test_a_green_screen_portrait_is_keyed_over_the_configured_background(tmp_pat
 
 def test_a_green_screen_host_over_a_background_video_moves_while_the_video_plays(tmp_path):
     data = __import__("pytest").importorskip("skimage.data")
-    import av
-
     from avatars import load_avatar
     from avatars.procedural import ProceduralRenderer
+    from tests.conftest import write_video
 
     photo = data.astronaut().copy()
     photo[:, :60] = GREEN
     photo[:40, :] = GREEN
     path = tmp_path / "host.png"
     cv2.imwrite(str(path), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
-    video = tmp_path / "bg.mp4"
-    with av.open(str(video), "w") as c:
-        s = c.add_stream("libx264", rate=25)
-        s.width, s.height, s.pix_fmt = 160, 90, "yuv420p"
-        for i in range(10):  # the background brightens frame by frame
-            for p in s.encode(av.VideoFrame.from_ndarray(np.full((90, 160, 3), 20 + 20 * i, np.uint8), format="rgb24")):
-                c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
+    # the background brightens frame by frame
+    video = write_video(tmp_path / "bg.mp4", [np.full((90, 160, 3), 20 + 20 * i, np.uint8) for i in range(10)])
     av_ = load_avatar(str(path), 640, 360, green_screen=True, background=str(video))
     r = ProceduralRenderer(av_, 25)
     f0, f5 = r.frame(0), r.frame(5)

@@ -7,6 +7,7 @@ from avatars import load_avatar
 from avatars.base import MouthPose
 from avatars.procedural import ProceduralRenderer
 from avatars.video import pingpong
+from tests.conftest import write_video
 from tests.test_avatar import mouth_darkness
 
 
@@ -20,20 +21,8 @@ def test_pingpong_never_jumps():
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     data = pytest.importorskip("skimage.data")
-    import av
-
-    tmp = tmp_path_factory.mktemp("video")
     face = data.astronaut()[:384, 64:448]
-    path = tmp / "idle.mp4"
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=25)
-        s.width, s.height, s.pix_fmt = 384, 384, "yuv420p"
-        for i in range(12):
-            for p in s.encode(av.VideoFrame.from_ndarray(np.roll(face, 2 * i, axis=1).copy(), format="rgb24")):
-                c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
-    return path
+    return write_video(tmp_path_factory.mktemp("video") / "idle.mp4", [np.roll(face, 2 * i, axis=1) for i in range(12)])
 
 
 def test_video_avatar_plays_ping_pong_with_a_mouth_on_every_frame(clip, tmp_path, monkeypatch):
@@ -92,25 +81,13 @@ def test_an_avatar_folder_carries_its_own_settings(tmp_path, monkeypatch):
 
 def test_a_green_screen_loop_is_keyed_over_a_background_video(tmp_path, monkeypatch):
     data = pytest.importorskip("skimage.data")
-    import av
-
     monkeypatch.setenv("STREAMER_CACHE", str(tmp_path / "cache"))
     face = data.astronaut()[:384, 64:448].copy()
     face[:, :50] = (40, 190, 70)
     face[:, -50:] = (40, 190, 70)
 
-    def write(path, frames, size):
-        with av.open(str(path), "w") as c:
-            s = c.add_stream("libx264", rate=25)
-            s.width, s.height, s.pix_fmt = size[1], size[0], "yuv420p"
-            for f in frames:
-                for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                    c.mux(p)
-            for p in s.encode(None):
-                c.mux(p)
-
-    write(tmp_path / "host.mp4", [np.roll(face, i, axis=0).copy() for i in range(8)], (384, 384))
-    write(tmp_path / "bg.mp4", [np.full((90, 160, 3), 20 + 25 * i, np.uint8) for i in range(8)], (90, 160))
+    write_video(tmp_path / "host.mp4", [np.roll(face, i, axis=0) for i in range(8)])
+    write_video(tmp_path / "bg.mp4", [np.full((90, 160, 3), 20 + 25 * i, np.uint8) for i in range(8)])
     avatar = load_avatar(str(tmp_path / "host.mp4"), 320, 320, green_screen=True, background=str(tmp_path / "bg.mp4"))
     assert avatar.alphas and avatar.alpha_at(3).shape == (320, 320)
     r = ProceduralRenderer(avatar, 25)

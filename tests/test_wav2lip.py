@@ -11,6 +11,7 @@ import pytest
 from avatars import AvatarError, load_avatar
 from avatars.paste import PasteBack, wav2lip_box
 from avatars.wav2lip.audio import MEL_STEP, mel_windows, melspectrogram
+from tests.conftest import write_video
 
 torch = pytest.importorskip("torch", reason="needs torch: pip install torch==2.13.0")
 
@@ -194,22 +195,11 @@ def test_prepare_finds_the_astronaut_caches_it_and_rejects_a_blank(tmp_path, mon
 
 def test_prepare_video_smooths_boxes_over_frames(tmp_path, monkeypatch):
     data = pytest.importorskip("skimage.data")
-    import av
-
     monkeypatch.setenv("STREAMER_CACHE", str(tmp_path / "cache"))
     face = data.astronaut()[:384, 64:448]  # 384x384 around the face
-    path = tmp_path / "idle.mp4"
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=25)
-        s.width, s.height, s.pix_fmt = 384, 384, "yuv420p"
-        for i in range(20):
-            shifted = np.roll(face, int(3 * np.sin(i / 3)), axis=1).copy()
-            if i == 7:
-                shifted[:] = 60  # a frame where no face can be found
-            for p in s.encode(av.VideoFrame.from_ndarray(shifted, format="rgb24")):
-                c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
+    frames = [np.roll(face, int(3 * np.sin(i / 3)), axis=1).copy() for i in range(20)]
+    frames[7][:] = 60  # a frame where no face can be found
+    path = write_video(tmp_path / "idle.mp4", frames)
     from avatars.prepare import prepare
 
     info = prepare(path, progress=None)
@@ -221,19 +211,10 @@ def test_prepare_video_smooths_boxes_over_frames(tmp_path, monkeypatch):
 def test_wav2lip_on_an_idle_video_renders_against_the_frames_it_plays_on(checkpoint, tmp_path, monkeypatch):
     pytest.importorskip("skimage.data")
     monkeypatch.setenv("STREAMER_CACHE", str(tmp_path))
-    import av
     from skimage import data
 
     face = data.astronaut()[:384, 64:448]
-    path = tmp_path / "idle.mp4"
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=25)
-        s.width, s.height, s.pix_fmt = 384, 384, "yuv420p"
-        for i in range(10):
-            for p in s.encode(av.VideoFrame.from_ndarray(np.roll(face, 3 * i, axis=1).copy(), format="rgb24")):
-                c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
+    path = write_video(tmp_path / "idle.mp4", [np.roll(face, 3 * i, axis=1) for i in range(10)])
     avatar = load_avatar(str(path), 320, 320)
     r = Wav2LipRenderer(avatar, 25, checkpoint, batch=8)
     r.start_hint = 4

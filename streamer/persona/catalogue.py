@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from streamer.config import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from streamer.config import read_toml_model
 
 
 class _FAQ(BaseModel):
@@ -79,17 +73,7 @@ class Catalogue:
 
 
 def load_catalogue(path: Path) -> Catalogue:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: product catalogue not found") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    try:
-        cat = _CatalogueIn.model_validate(data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        raise ConfigError(f"{path}: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}") from None
+    cat = read_toml_model(path, _CatalogueIn, "product catalogue")
     products = [
         Product(p.id, p.name, p.price, p.stock, p.link, p.selling_points, p.idle,
                 [(tuple(k.lower() for k in f.keywords), f.answer) for f in p.faq])

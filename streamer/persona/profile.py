@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from streamer.config import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from streamer.config import read_toml_model
 
 
 class _ProfileIn(BaseModel):
@@ -44,15 +38,5 @@ class PersonaProfile:
 
 
 def load_profile(path: Path) -> PersonaProfile:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: persona file not found") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    try:
-        p = _ProfileIn.model_validate(data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        raise ConfigError(f"{path}: {'.'.join(str(x) for x in err['loc'])}: {err['msg']}") from None
+    p = read_toml_model(path, _ProfileIn, "persona file")
     return PersonaProfile(**p.model_dump(), path=path)
