@@ -86,6 +86,8 @@ class Wav2LipRenderer(ProceduralRenderer):
                 export_onnx(load_wav2lip(checkpoint), onnx_path)
             self.onnx = OnnxWav2Lip(onnx_path, threads)
             self.device, self.precision = "cpu", "float32"
+        if self.precision == "float16":  # GPUs: half-precision weights, inputs converted in _tensor
+            self.model = self.model.half()
         self.channels_last = self.device == "cpu" and self.precision == "bfloat16"
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -151,8 +153,6 @@ class Wav2LipRenderer(ProceduralRenderer):
         stack.enter_context(torch.inference_mode())
         if self.precision == "bfloat16":
             stack.enter_context(torch.autocast(self.device if self.device != "mps" else "cpu", dtype=torch.bfloat16))
-        elif self.precision == "float16" and self.device == "cuda":
-            self.model.half()
         return stack
 
     def infer(self, mel_windows_batch: np.ndarray) -> np.ndarray:
