@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import signal
 import sys
@@ -14,6 +15,10 @@ from streamer.config import DEFAULT_CONFIG, ConfigError, Settings, load_settings
 from streamer.log import setup_logging
 
 log = logging.getLogger("streamer")
+
+COMMAND_MODULES: tuple[str, ...] = ()
+"""Modules that add subcommands: each has ``add_commands(sub, avatar_sub)`` taking the top-level and the
+``streamer avatar`` subparser collections (imports inside the command functions keep start-up light)."""
 
 
 def _settings(path: str | None) -> Settings:
@@ -153,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("doctor", help="check every component and say how to fix what is missing")
     p.add_argument("-c", "--config")
     p.set_defaults(func=cmd_doctor)
+
+    for name in COMMAND_MODULES:  # subcommands that live beside their stage
+        importlib.import_module(name).add_commands(sub, avatar_sub)
 
     args = parser.parse_args(argv)
     setup_logging(args.log_level.upper())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import shutil
@@ -159,11 +160,24 @@ def check_avatar(settings: Settings) -> list[Check]:
     return [Check("avatar", True, av.name, essential=True)]
 
 
+CHECK_MODULES: tuple[str, ...] = ()
+"""Modules with more checks: each has ``doctor_checks(settings) -> list[Check]``."""
+
+
+def _module_checks(name: str, settings: Settings) -> Callable[[], list[Check]]:
+    def run() -> list[Check]:
+        return list(importlib.import_module(name).doctor_checks(settings))
+
+    run.__name__ = name
+    return run
+
+
 def run_doctor(settings: Settings, out: Callable[[str], None] = print) -> int:
     checks: list[Check] = []
     for fn in (lambda: check_chat(settings), lambda: check_llm(settings), lambda: check_voices(settings), check_asr,
                lambda: check_lipsync(settings), lambda: check_avatar(settings), lambda: check_camera(settings),
-               lambda: check_microphone(settings), check_font):
+               lambda: check_microphone(settings), check_font,
+               *(_module_checks(m, settings) for m in CHECK_MODULES)):
         try:
             checks.extend(fn())
         except Exception as e:  # a check that crashes is itself a finding
