@@ -5,8 +5,10 @@ base URL, model and key (from the environment) are configuration. Tokens are cut
 they stream, so the first sentence reaches the voice while the rest is still being written.
 
 Failures never silence the stream for long: no first token within ``first_token_timeout_s``, a gap
-of ``stall_timeout_s`` mid-answer, HTTP 429/5xx or malformed chunks are retried with backoff, and
-after ``retries`` the scripted persona answers instead. Viewer text reaches the model only as
+of ``stall_timeout_s`` mid-answer, HTTP 429/5xx or malformed chunks are retried with backoff, within
+``answer_deadline_s`` for the first sentence (a slow trickle counts too), after which the scripted
+persona answers instead; a later sentence that takes longer than ``sentence_deadline_s`` ends the reply
+there. A key, model or URL the endpoint refuses (HTTP 400/401/403/404) is not retried: it is said once. Viewer text reaches the model only as
 escaped quotes inside a block the system prompt declares untrusted (streamer.safety).
 Thanks, idle lines and operator lines do not need the model (templates are instant and exact).
 """
@@ -76,6 +78,7 @@ class LLMPersona:
     def __init__(self, profile: PersonaProfile, catalogue: Catalogue, memory: Memory, fallback: ScriptedPersona, *,
                  base_url: str, model: str, api_key: str, first_token_timeout_s: float = 4.0,
                  stall_timeout_s: float = 4.0, retries: int = 2, max_tokens: int = 220,
+                 answer_deadline_s: float = 6.0, sentence_deadline_s: float = 6.0,
                  temperature: float = 0.7, paraphrase_idle: bool = False) -> None:
         try:
             from openai import AsyncOpenAI
@@ -87,6 +90,8 @@ class LLMPersona:
         self.first_token_timeout_s = first_token_timeout_s
         self.stall_timeout_s = stall_timeout_s
         self.retries = retries
+        self.answer_deadline_s = answer_deadline_s
+        self.sentence_deadline_s = sentence_deadline_s
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.client = AsyncOpenAI(base_url=base_url or None, api_key=api_key or "not-needed", max_retries=0,
@@ -94,9 +99,21 @@ class LLMPersona:
         self.paraphrase_idle = paraphrase_idle
         self.failures = 0
         self.fallbacks = 0
+        self.config_error = ""
 
     async def aclose(self) -> None:
         await self.client.close()
+
+    def topic(self, text: str) -> str | None:
+        return self.fallback.topic(text)
+
+    def _misconfigured(self, e: BaseException) -> None:
+        """A key, model or URL the endpoint refuses is not retried: said once, then the scripted persona answers."""
+        what = _describe(e)
+        if what != self.config_error:
+            self.config_error = what
+            log.error("the LLM endpoint refuses the configuration (check OPENAI_API_KEY, [persona] model and "
+                      "base_url); the scripted persona answers until it is fixed", extra={"error": what})
 
     def messages(self, turn: Turn) -> list[dict[str, str]]:
         quoted = []
@@ -130,11 +147,20 @@ class LLMPersona:
                     yield s
             return
         messages = self.messages(turn)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.answer_deadline_s
         for attempt in range(self.retries + 1):
             spoken = 0
             try:
                 async with aclosing(self._stream(messages)) as stream:
-                    async for sentence in stream:
+                    while True:
+                        budget = self.sentence_deadline_s if spoken else deadline - loop.time()
+                        if budget <= 0:
+                            raise asyncio.TimeoutError("no first sentence in time")
+                        try:
+                            sentence = await asyncio.wait_for(anext(stream), budget)
+                        except StopAsyncIteration:
+                            break
                         spoken += 1
                         yield sentence
                 if spoken:
@@ -142,11 +168,16 @@ class LLMPersona:
                 raise LLMUnavailable("empty answer")
             except _RETRYABLE as e:
                 self.failures += 1
-                log.warning("LLM answer failed", extra={"attempt": attempt, "error": _describe(e), "turn": turn.id})
                 if spoken:
                     return  # part of the answer was already spoken: end it there rather than start over
-                if attempt < self.retries:
-                    await asyncio.sleep(min(2.0, 0.3 * 2 ** attempt) * (0.5 + random.random()))
+                if _configuration_error(e):
+                    self._misconfigured(e)
+                    break
+                log.warning("LLM answer failed", extra={"attempt": attempt, "error": _describe(e), "turn": turn.id})
+                pause = min(2.0, 0.3 * 2 ** attempt) * (0.5 + random.random())
+                if attempt == self.retries or loop.time() + pause + 0.5 >= deadline:
+                    break  # a viewer is waiting: the scripted answer now beats a late one
+                await asyncio.sleep(pause)
         self.fallbacks += 1
         log.warning("LLM unavailable; the scripted persona answers", extra={"turn": turn.id})
         async with aclosing(self.fallback.reply(turn)) as replies:
@@ -210,6 +241,11 @@ def _api_errors() -> tuple[type[BaseException], ...]:
 
 
 _RETRYABLE: tuple[type[BaseException], ...] = (asyncio.TimeoutError, LLMUnavailable, *_api_errors())
+
+
+def _configuration_error(e: BaseException) -> bool:
+    """HTTP 400/401/403/404: a wrong key, model or URL; retrying cannot help."""
+    return getattr(e, "status_code", None) in (400, 401, 403, 404)
 
 
 def _describe(e: BaseException) -> str:
