@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import bisect
 import math
+import threading
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -63,6 +65,11 @@ class ProceduralRenderer:
         return [p if target[i] > 0.0 or p.open > 0.1 else MouthPose(0.0, p.wide, p.energy) for i, p in enumerate(poses)]
 
     # ---------------------------------------------------------------- blink schedule
+    def analyze_stream(self, pcm: np.ndarray, rate: int, cancelled: threading.Event | None = None, *,
+                       start_frame: int = 0) -> Iterator[list[MouthPose]]:
+        """The poses in one batch (they take a few milliseconds): the speaker's streaming interface."""
+        yield self.analyze(pcm, rate)
+
     def blink_amount(self, index: int) -> float:
         while self._blink_horizon <= index + self.fps * 10:
             gap = self._rng.uniform(2.5, 6.0)

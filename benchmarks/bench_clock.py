@@ -36,19 +36,20 @@ def speech_like(seconds: float) -> np.ndarray:
     return (0.4 * env * np.sin(2 * np.pi * 160 * t) * (1 + 0.3 * np.sin(2 * np.pi * 900 * t))).astype(np.float32)
 
 
-def feed(clock: OutputClock, renderer: ProceduralRenderer, seconds: float, turn: int) -> None:
+def feed(clock: OutputClock, renderer: ProceduralRenderer, seconds: float) -> Segment:
     pcm = speech_like(seconds)
-    seg = Segment(Utterance("benchmark line", 2), turn, "This is a benchmark subtitle line for the clock.", pcm,
-                  renderer.analyze(pcm, RATE), clock.samples_per_frame)
-    clock.enqueue(seg)
+    seg = Segment(Utterance("This is a benchmark subtitle line for the clock."), pcm, renderer.analyze(pcm, RATE),
+                  clock.samples_per_frame)
+    clock.push(seg)
+    return seg
 
 
 def paced_phase(renderer: ProceduralRenderer, seconds: float, speaking: bool) -> dict:
     sink = TimingSink()
     clock = OutputClock(FPS, RATE, renderer, [SinkWorker(sink, max_queue=64)], [draw_chat, draw_subtitle])
-    clock.overlay_state.chat.extend(["Mia: hi!", "Sam: how much is it?", "Leo: 这个多少钱？"])
+    clock.update_overlay(lambda state: state.chat.extend(["Mia: hi!", "Sam: how much is it?", "Leo: 这个多少钱？"]))
     if speaking:
-        feed(clock, renderer, seconds + 5, 1)
+        feed(clock, renderer, seconds + 5)
     gc.collect()
     gc.freeze()  # as App.start does once everything is built
     cpu0, t0 = time.process_time(), time.monotonic()
@@ -68,15 +69,15 @@ def unpaced_memory(renderer: ProceduralRenderer, stream_seconds: float) -> dict:
     rss0 = rss_mb()
     ticks = int(stream_seconds * FPS)
     t0 = time.perf_counter()
-    turn = 0
     done = 0
+    seg: Segment | None = None
     while done < ticks:
-        if clock.queued_frames() == 0 and (done // (FPS * 20)) % 2 == 0:  # 20 s speaking, 20 s idle
-            turn += 1
-            feed(clock, renderer, 8.0, turn)
+        if (seg is None or seg.ended.done()) and (done // (FPS * 20)) % 2 == 0:  # 20 s speaking, 20 s idle
+            seg = feed(clock, renderer, 8.0)
         n = min(FPS * 5, ticks - done)
         clock.run_offline(n, lambda tick: None)
-        clock.overlay_state.chat.append(f"viewer{done}: message number {done}")
+        line = f"viewer{done}: message number {done}"
+        clock.update_overlay(lambda state, line=line: state.chat.append(line))
         done += n
     wall = time.perf_counter() - t0
     return {"stream_seconds": stream_seconds, "rss_mb_start": round(rss0, 1), "rss_mb_end": round(rss_mb(), 1),

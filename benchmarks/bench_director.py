@@ -25,11 +25,11 @@ from avatars import load_avatar  # noqa: E402
 from avatars.procedural import ProceduralRenderer  # noqa: E402
 from benchmarks._common import TimingSink, percentiles, report  # noqa: E402
 from overlays import draw_chat, draw_subtitle  # noqa: E402
+from streamer.build import build_moderator  # noqa: E402
 from streamer.clock import OutputClock  # noqa: E402
 from streamer.config import DirectorSettings, load_settings  # noqa: E402
 from streamer.director import Director  # noqa: E402
 from streamer.events import ChatEvent, EventKind, User  # noqa: E402
-from streamer.moderation import ModerationRules, Moderator  # noqa: E402
 from streamer.persona import ScriptedPersona, load_catalogue  # noqa: E402
 from streamer.persona.factory import build_cast, build_output_filter  # noqa: E402
 from streamer.persona.memory import Memory  # noqa: E402
@@ -50,27 +50,29 @@ class TimedPersona:
         async for s in self.inner.reply(turn):
             yield s
 
+    def topic(self, text):
+        return self.inner.topic(text)
+
+    async def aclose(self):
+        return None
+
 
 class TimedSpeaker:
+    """The speaker's contract, recording when the first sentence of each reply reaches it."""
+
     def __init__(self) -> None:
         self.voice_requests: list[float] = []
-        self.first_sentence: list[float] = []
-        self._turn = 0
+        self.on_playback: list = []
+        self.spoke = asyncio.Event()
 
-    def new_turn(self) -> int:
-        self._turn += 1
-        return self._turn
-
-    async def speak(self, utt, sentences, turn):
+    async def push(self, reply, segments=None):
         first = True
-        async for _ in sentences:
+        async for _ in reply.sentences:
             if first:
                 self.voice_requests.append(time.perf_counter())
+                self.spoke.set()
                 first = False
-        return 1
-
-    async def wait_played(self, turn, tail_s=0.0):
-        return None
+        return []
 
     def interrupt(self):
         fut = asyncio.get_running_loop().create_future()
@@ -84,33 +86,28 @@ def build(settings, persona_wrapper=True):
     scripted = ScriptedPersona(catalogue, "Joe", memory=memory, seed=1)
     persona = TimedPersona(scripted) if persona_wrapper else scripted
     out = build_output_filter(settings, build_cast(settings, catalogue, memory))
-    m = settings.moderation
-    moderator = Moderator(ModerationRules(m.blocked_users, m.blocked_words, m.blocked_patterns, m.pinyin, m.max_chars,
-                                          m.repeat_window_s, m.flood_messages, m.flood_window_s))
     speaker = TimedSpeaker()
-    director = Director(persona, speaker, DirectorSettings(max_queue=200), 600.0, moderator=moderator,  # type: ignore[arg-type]
-                        output_filter=out, memory=memory, topic_fn=scripted.topic)
+    director = Director(persona=persona, speaker=speaker, settings=DirectorSettings(max_queue=200),  # type: ignore[arg-type]
+                        idle_after_s=600.0, moderator=build_moderator(settings), output_filter=out, memory=memory)
     return director, persona, speaker
 
 
 async def overhead(settings, n: int = 300) -> dict:
     director, persona, speaker = build(settings)
-    task = asyncio.create_task(director.run())
+    await director.start()
     submit_t, request_lat, voice_lat = [], [], []
     try:
         for i in range(n):
             event = ChatEvent("bench", "r", EventKind.DANMAKU, User(f"u{i}", f"viewer{i}"), QUESTIONS[i % len(QUESTIONS)] + f" #{i}")
-            before = len(speaker.voice_requests)
             t0 = time.perf_counter()
-            director.submit(event)
+            director.push(event)
             submit_t.append(t0)
-            while len(speaker.voice_requests) == before:
-                await asyncio.sleep(0)
+            await speaker.spoke.wait()
+            speaker.spoke.clear()
             request_lat.append(persona.requests[-1] - t0)
             voice_lat.append(speaker.voice_requests[-1] - persona.requests[-1])
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await director.stop()
     return {"event_to_persona_request_ms": percentiles(np.array(request_lat) * 1000),
             "first_sentence_to_voice_request_ms": percentiles(np.array(voice_lat) * 1000)}
 
@@ -121,6 +118,7 @@ async def flood(settings, rate: int = 2000, seconds: float = 5.0) -> dict:
     out = {}
     for label, burst in (("baseline", False), ("flood", True)):
         director, _, _ = build(settings, persona_wrapper=False)
+        await director.start()  # takes the flood in slices, as in the app
         sink = TimingSink()
         clock = OutputClock(25, 48000, renderer, [SinkWorker(sink, 64)], [draw_chat, draw_subtitle])
         gc.collect()
@@ -136,14 +134,15 @@ async def flood(settings, rate: int = 2000, seconds: float = 5.0) -> dict:
             if burst:
                 due = int(rate * (time.perf_counter() - t_start))
                 for _ in range(max(0, due - n)):
-                    director.submit(ChatEvent("bench", "r", EventKind.DANMAKU, User(f"u{n % 3000}", f"v{n % 3000}"),
+                    director.push(ChatEvent("bench", "r", EventKind.DANMAKU, User(f"u{n % 3000}", f"v{n % 3000}"),
                                               f"{texts[n % len(texts)]} {n % 97}"))
                     n += 1
             await asyncio.sleep(step)
         cpu = time.process_time() - cpu0
+        await director.stop()
         clock.stop()
         gaps = np.abs(np.diff(np.array(sink.times)) - 0.04) * 1000
-        out[label] = {"messages": n, "rate_per_s": round(n / seconds), "queue_len": len(director),
+        out[label] = {"messages": n, "rate_per_s": round(n / seconds), "queue_len": director.stats()["queued"],
                       "blocked": dict(director.moderator.stats) if director.moderator else {},
                       "process_cpu_s": round(cpu, 2),
                       "clock_interval_error_ms": percentiles(gaps), "clock_lateness_ms": percentiles(np.array(clock.lateness) * 1000)}

@@ -98,16 +98,17 @@ port = 0
                 t_send = time.time()
                 await ws.send(json.dumps({"user": f"viewer{i}", "text": QUESTIONS[i % len(QUESTIONS)]}))
                 event_id = json.loads(await ws.recv())["id"]
-                end = time.monotonic() + 30
-                while len(sink.heard) == heard_before and time.monotonic() < end:
+                for _ in range(6000):  # up to 30 s
+                    if len(sink.heard) > heard_before:
+                        break
                     await asyncio.sleep(0.005)
                 t_heard = sink.heard[heard_before] if len(sink.heard) > heard_before else float("nan")
                 t_rx = stages.first("chat event received", event=event_id)
                 t_q = stages.first("queued", event=event_id)
                 t_turn = stages.first("turn started", answers=event_id)
-                t_seg = stages.first("segment queued", answers=event_id)
+                t_seg = stages.first("segment voiced", answers=event_id)
                 t_play = stages.first("speech started", answers=event_id)
-                seg = next(r for r in stages.records if r.getMessage() == "segment queued" and getattr(r, "answers", None) == event_id)
+                seg = next(r for r in stages.records if r.getMessage() == "segment voiced" and getattr(r, "answers", None) == event_id)
                 rows.append({
                     "source_ms": 1000 * (t_rx - t_send),
                     "director_ms": 1000 * (t_turn - t_rx),

@@ -8,8 +8,13 @@ longer than ``max_lag_s`` (a suspended machine) re-anchors the timeline, and tha
 
 The clock never waits for a producer: a queued segment starts only once it is ready to play
 through; until then idle continues. An interrupt fades the playing audio to zero within the very
-next frame, drops the queued segments of the interrupted turns, and idle resumes on the following
-tick at the same idle position (idle motion is a function of the tick index).
+next frame, drops every segment queued before it, and idle resumes on the following tick at the same
+idle position (idle motion is a function of the tick index).
+
+Everything the clock owns (its queue, the renderer, the overlay state) changes only on the clock's own
+thread: other threads send commands to its inbox (``push``, ``interrupt``, ``set_renderer``,
+``update_overlay``), which it applies at the start of the next tick. It reports back through the
+futures on each segment (streamer.speech): nobody polls it.
 """
 
 from __future__ import annotations
@@ -17,12 +22,12 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import logging
-import sys
+import queue
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -39,30 +44,25 @@ class Renderer(Protocol):
     def frame(self, index: int, pose: MouthPose | None = None) -> np.ndarray: ...
 
 
-Overlay = Callable[[np.ndarray, "OverlayState"], None]
-
-
 @dataclass
 class OverlayState:
+    """What the overlays draw; owned by the clock thread, changed through ``update_overlay``."""
+
     subtitle: str = ""
-    chat: collections.deque = field(default_factory=lambda: collections.deque(maxlen=6))
+    chat: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=6))
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Further overlay data by overlay name (product card, gift banner ...)."""
 
 
-@dataclass
-class PlaybackEvent:
-    kind: str  # "start" | "end"
-    segment: Segment
-    tick: int
-    completed: bool = True
-    played_frames: int = 0
+Overlay = Callable[[np.ndarray, OverlayState], None]
+Command = Callable[["OutputClock", int], None]
 
 
 class OutputClock:
     def __init__(self, fps: int, sample_rate: int, renderer: Renderer, sinks: list[SinkWorker],
                  overlays: list[Overlay] | None = None, *, prebuffer_s: float = 0.4, max_lag_s: float = 1.0,
                  time_fn: Callable[[], float] = time.monotonic,
-                 wait_fn: Callable[[float], bool] | None = None,
-                 on_playback: Callable[[PlaybackEvent], None] | None = None) -> None:
+                 wait_fn: Callable[[float], bool] | None = None) -> None:
         if sample_rate % fps:
             raise ValueError(f"sample rate {sample_rate} is not a whole number of samples per frame at {fps} fps")
         self.fps = fps
@@ -76,51 +76,58 @@ class OutputClock:
         self.prebuffer_frames = max(1, int(prebuffer_s * fps))
         self.max_lag_s = max_lag_s
         self.time_fn = time_fn
-        self.on_playback = on_playback
+        self._inbox: queue.SimpleQueue[Command] = queue.SimpleQueue()
         self._queue: collections.deque[Segment] = collections.deque()
-        self._lock = threading.Lock()
-        self._interrupts: list[tuple[int, concurrent.futures.Future[int]]] = []
-        self._drop_turns_upto = -1
+        self._faded: list[concurrent.futures.Future[int]] = []
         self._current: Segment | None = None
         self._pos = 0
+        self._fade = False
         self._stop = threading.Event()
         self._wait = wait_fn or self._stop.wait  # returns True when asked to stop
         self._thread: threading.Thread | None = None
         self._silence = np.zeros(self.samples_per_frame, dtype=np.float32)
-        # measurements
+        # measurements (written by the clock thread only; read as snapshots)
         self.ticks = 0
         self.reanchors = 0
+        self.failed_ticks = 0
         self.lateness: collections.deque[float] = collections.deque(maxlen=4096)
         self._emit_times: collections.deque[float] = collections.deque(maxlen=fps * 2)
 
-    # ------------------------------------------------------------------ producer side (any thread)
-    def enqueue(self, segment: Segment) -> bool:
-        with self._lock:
-            if segment.turn <= self._drop_turns_upto:
-                return False
-            self._queue.append(segment)
-            return True
+    # ------------------------------------------------------------------ commands (any thread)
+    def push(self, segment: Segment) -> None:
+        """Queue a segment to play after everything queued before it."""
+        self._send(lambda clock, tick: clock._queue.append(segment))
 
-    def queued_frames(self) -> int:
-        with self._lock:
-            cur = self._current
-            left = (cur.total_frames - self._pos) if cur else 0
-            return left + sum(s.total_frames for s in self._queue)
-
-    def interrupt(self, upto_turn: int) -> concurrent.futures.Future[int]:
-        """Fade out now and drop every segment of turns <= ``upto_turn``. Resolves to the fade tick."""
+    def interrupt(self) -> concurrent.futures.Future[int]:
+        """Fade out now and drop every segment queued before this call. Resolves to the fade tick."""
         fut: concurrent.futures.Future[int] = concurrent.futures.Future()
-        with self._lock:
-            self._interrupts.append((upto_turn, fut))
-            self._drop_turns_upto = max(self._drop_turns_upto, upto_turn)
-        if (self._thread is None or not self._thread.is_alive()) and self._current is None:
-            self._resolve(self._apply_interrupts()[1], self.ticks)  # nothing plays, and no tick would do it
+
+        def apply(clock: OutputClock, tick: int) -> None:
+            for seg in clock._queue:
+                seg.report_end(0, False, tick)
+            clock._queue.clear()
+            clock._fade = clock._current is not None
+            clock._faded.append(fut)  # resolved once this tick's fade is done and reported
+
+        self._send(apply)
         return fut
 
-    @property
-    def speaking(self) -> Segment | None:
-        return self._current
+    def set_renderer(self, renderer: Renderer) -> None:
+        """Switch the avatar renderer from the next tick on (a persona switch)."""
+        self._send(lambda clock, tick: setattr(clock, "renderer", renderer))
 
+    def update_overlay(self, change: Callable[[OverlayState], None]) -> None:
+        """Change what the overlays draw; ``change`` runs on the clock thread before the next tick."""
+        self._send(lambda clock, tick: change(clock.overlay_state))
+
+    def _send(self, command: Command) -> None:
+        self._inbox.put(command)
+        if self._thread is None or not self._thread.is_alive():
+            self._apply_commands(self.ticks)  # no clock thread (offline, or stopped): apply it now
+            if self._current is None:
+                self._resolve_faded(self.ticks)
+
+    # ------------------------------------------------------------------ observations (snapshots)
     def measured_fps(self) -> float:
         times = list(self._emit_times)
         if len(times) < 2 or times[-1] == times[0]:
@@ -128,79 +135,49 @@ class OutputClock:
         return (len(times) - 1) / (times[-1] - times[0])
 
     # ------------------------------------------------------------------ the tick
-    def _apply_interrupts(self) -> tuple[bool, list[concurrent.futures.Future[int]]]:
-        """Drop interrupted segments. Returns whether the current segment fades out on this tick, and
-        the futures to resolve once the tick's state is settled."""
-        with self._lock:
-            if not self._interrupts:
-                return False, []
-            pending, self._interrupts = self._interrupts, []
-            upto = max(t for t, _ in pending)
-            self._queue = collections.deque(s for s in self._queue if s.turn > upto)
-            fade = self._current is not None and self._current.turn <= upto
-        return fade, [fut for _, fut in pending]
-
-    @staticmethod
-    def _resolve(futures: list[concurrent.futures.Future[int]], index: int) -> None:
-        for fut in futures:
-            if not fut.done():
-                fut.set_result(index)
+    def _apply_commands(self, index: int) -> None:
+        while True:
+            try:
+                command = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                command(self, index)
+            except Exception:
+                log.exception("clock command failed")
 
     def _next_segment(self, index: int) -> None:
-        with self._lock:
-            if self._current is not None or not self._queue:
-                return
-            head = self._queue[0]
-            if not head.ready(self.prebuffer_frames):
-                return
-            self._current = self._queue.popleft()
-            self._pos = 0
+        if self._current is not None or not self._queue or not self._queue[0].ready(self.prebuffer_frames):
+            return
+        self._current = self._queue.popleft()
+        self._pos = 0
         self.overlay_state.subtitle = self._current.text
-        self._notify(PlaybackEvent("start", self._current, index))
+        self._current.report_start(index)
 
     def _finish(self, index: int, completed: bool) -> None:
         seg, played = self._current, self._pos
-        with self._lock:
-            self._current = None
-            self._pos = 0
+        self._current = None
+        self._pos = 0
+        self._fade = False
         self.overlay_state.subtitle = ""
         if seg is not None:
-            self._notify(PlaybackEvent("end", seg, index, completed, played))
-
-    def _notify(self, ev: PlaybackEvent) -> None:
-        if self.on_playback:
-            try:
-                self.on_playback(ev)
-            except Exception:
-                log.exception("playback listener failed")
+            seg.report_end(played, completed, index)
 
     def produce(self, index: int, deadline: float = 0.0) -> Tick:
         """Compose tick ``index``: one frame and one frame of audio. Never blocks on producers."""
-        fade, interrupted = self._apply_interrupts()
-        if self._current is None:
-            self._next_segment(index)
+        self._apply_commands(index)
         seg = self._current
         if seg is not None and self._pos >= seg.total_frames:
             self._finish(index, True)
+        if self._current is None:
             self._next_segment(index)
-            seg = self._current
-        if seg is not None:
-            pose = seg.pose(self._pos)
-            if pose is None:  # renderer fell behind mid-utterance: hold the mouth, keep the audio going
-                pose = seg.pose(max(0, min(self._pos, len(seg.poses)) - 1))
-            audio = seg.chunk(self._pos).copy()
-            if fade:
-                audio *= np.linspace(1.0, 0.0, audio.size, dtype=np.float32)
-            frame = seg.picture(self._pos) if seg.picture is not None else self.renderer.frame(index, pose)
-            self._pos += 1
-            speaking = True
-            if fade:
-                self._finish(index, False)
+        seg = self._current
+        if seg is None:
+            frame, audio, speaking = self.renderer.frame(index, None), self._silence, False
         else:
-            frame = self.renderer.frame(index, None)
-            audio = self._silence
-            speaking = False
-        self._resolve(interrupted, index)
+            frame, audio = self._speaking_frame(seg, index)
+            speaking = True
+        self._resolve_faded(index)
         for overlay in self.overlays:
             try:
                 overlay(frame, self.overlay_state)
@@ -208,12 +185,29 @@ class OutputClock:
                 log.exception("overlay failed; frame sent without it")
         return Tick(index, frame, audio, speaking, deadline)
 
+    def _resolve_faded(self, index: int) -> None:
+        faded, self._faded = self._faded, []
+        for fut in faded:
+            if not fut.done():
+                fut.set_result(index)
+
+    def _speaking_frame(self, seg: Segment, index: int) -> tuple[np.ndarray, np.ndarray]:
+        pose = seg.pose(self._pos)
+        if pose is None:  # renderer fell behind mid-utterance: hold the mouth, keep the audio going
+            pose = seg.pose(max(0, min(self._pos, len(seg.poses)) - 1))
+        audio = seg.chunk(self._pos)
+        if self._fade:
+            audio = audio * np.linspace(1.0, 0.0, audio.size, dtype=np.float32)
+        frame = seg.picture(self._pos) if seg.picture is not None else self.renderer.frame(index, pose)
+        self._pos += 1
+        seg.report_progress(self._pos)
+        if self._fade:
+            self._finish(index, False)
+        return frame, audio
+
     # ------------------------------------------------------------------ pacing
     def start(self, open_timeout_s: float = 5.0) -> None:
         """Open every sink (in its own thread, all at once), then start ticking from tick 0."""
-        # Python hands the GIL to a waiting thread only every switch interval (5 ms by default); the
-        # clock and the sinks must not wait that long behind a burst of chat parsing on the loop thread.
-        sys.setswitchinterval(min(sys.getswitchinterval(), 0.001))
         for s in self.sinks:
             s.start()
         deadline = time.monotonic() + open_timeout_s
@@ -226,6 +220,8 @@ class OutputClock:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        for seg in [*([self._current] if self._current else []), *self._queue]:
+            seg.report_end(0, False, self.ticks)
         for s in self.sinks:
             s.stop(timeout)
 
@@ -246,16 +242,37 @@ class OutputClock:
                 deadline = now
             self.lateness.append(now - deadline)
             try:
-                tick = self.produce(self.ticks, deadline)
-            except Exception:
-                log.exception("tick failed; emitting the idle frame")
-                self._finish(self.ticks, False)
-                tick = Tick(self.ticks, self.renderer.frame(self.ticks, None), self._silence, False, deadline)
-            for s in self.sinks:
-                s.offer(tick)
+                self._tick(deadline)
+            except Exception:  # not even an idle frame: skip this tick rather than stop the clock
+                self.ticks += 1
+                self.failed_ticks += 1
             self._emit_times.append(self.time_fn())
-            self.ticks += 1
             n += 1
+
+    def _tick(self, deadline: float) -> None:
+        try:
+            tick = self.produce(self.ticks, deadline)
+        except Exception:
+            self.failed_ticks += 1
+            if self.failed_ticks in (1, 10, 100) or self.failed_ticks % 1000 == 0:
+                log.exception("tick failed; emitting the idle frame", extra={"failed_ticks": self.failed_ticks})
+            self._finish(self.ticks, False)
+            tick = Tick(self.ticks, self._idle_frame(self.ticks), self._silence, False, deadline)
+        self._last_frame = tick.frame
+        for s in self.sinks:
+            s.push(tick)
+        self.ticks += 1
+
+    _last_frame: np.ndarray | None = None
+
+    def _idle_frame(self, index: int) -> np.ndarray:
+        try:
+            return self.renderer.frame(index, None)
+        except Exception:  # the renderer itself is broken: hold the last good frame, keep every sink fed
+            if self._last_frame is None:
+                raise
+            return self._last_frame
+
 
     def run_offline(self, ticks: int, write: Callable[[Tick], None]) -> None:
         """Produce ``ticks`` ticks as fast as possible, handing each to ``write`` (``streamer say``)."""

@@ -101,6 +101,10 @@ class PersonaSettings(_Model):
     first_token_timeout_s: Annotated[float, Field(gt=0)] = 4.0
     stall_timeout_s: Annotated[float, Field(gt=0)] = 4.0
     retries: Annotated[int, Field(ge=0, le=5)] = 2
+    answer_deadline_s: Annotated[float, Field(gt=0)] = 6.0
+    """The first sentence of an answer must come within this (retries included), else the scripted persona answers."""
+    sentence_deadline_s: Annotated[float, Field(gt=0)] = 6.0
+    """A later sentence that takes longer ends the reply there."""
     max_tokens: Annotated[int, Field(ge=16, le=4096)] = 220
     big_gift_cny: Annotated[float, Field(ge=0)] = 50.0
     paraphrase_idle: bool = False
@@ -145,6 +149,14 @@ class DirectorSettings(_Model):
     """Gifts worth at least this much (in a batch) are thanked in the paid class; cheaper ones with chat."""
     state_db: str = "state/streamer.db"
     """SQLite file for unanswered paid messages and bans (relative to the current directory)."""
+    max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    """Replies to a paid message of which nothing could be said before it is shown to the operator as failed."""
+    max_paid_in_memory: Annotated[int, Field(ge=10)] = 500
+    """Paid messages queued in memory; more wait in the state database and are loaded as room frees up."""
+    keep_days: Annotated[float, Field(gt=0)] = 30.0
+    """Answered, failed and skipped paid messages are deleted from the state database after this many days."""
+    reset_corrupt_state: bool = False
+    """A corrupt state database stops the start; true moves it aside and starts with an empty ledger."""
 
 
 class ReplaySource(_Model):
@@ -243,19 +255,20 @@ class Settings(_Model):
         p = Path(path).expanduser()
         return p if p.is_absolute() else (self.base_dir / p)
 
-    @property
-    def samples_per_frame(self) -> int:
-        return self.stream.sample_rate // self.stream.fps
 
-
-def read_toml_model(path: Path, model: type[M], what: str) -> M:
-    """Read a TOML file into a pydantic model; ConfigError names the file, the key and the problem."""
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """A TOML file as a dict; ConfigError names the file when it is missing or malformed."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: {what} not found") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
+
+
+def read_toml_model(path: Path, model: type[M], what: str) -> M:
+    """Read a TOML file into a pydantic model; ConfigError names the file, the key and the problem."""
+    data = read_toml(path, what)
     try:
         return model.model_validate(data)
     except ValidationError as e:
@@ -301,10 +314,7 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
     file = Path(path) if path else DEFAULT_CONFIG
     if not file.is_file():
         raise ConfigError(f"{file}: config file not found")
-    try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{file}: not valid TOML: {e}") from None
+    data = read_toml(file, "config file")
     _env_overrides(data, dict(os.environ if environ is None else environ))
     data["base_dir"] = file.resolve().parent
     data["source_file"] = str(file)

@@ -150,12 +150,12 @@ def check_font() -> list[Check]:
 
 
 def check_avatar(settings: Settings) -> list[Check]:
-    from avatars.portrait import AvatarError, load_avatar
+    from streamer.build import build_avatar
+    from streamer.config import ConfigError
 
-    a = settings.avatar
     try:
-        av = load_avatar(a.image and str(settings.resolve(a.image)), 320, 180, a.mouth_x, a.mouth_y, a.mouth_width)
-    except AvatarError as e:
+        av = build_avatar(settings)
+    except ConfigError as e:
         return [Check("avatar", False, str(e), "set [avatar] image to a frontal portrait", essential=True)]
     return [Check("avatar", True, av.name, essential=True)]
 

@@ -7,7 +7,8 @@ source ever sees a platform-specific dict except through ``raw`` (kept for debug
 from __future__ import annotations
 
 import enum
-import itertools
+import math
+import secrets
 import time
 import unicodedata
 from dataclasses import dataclass, field
@@ -54,7 +55,10 @@ class Amount:
     """The same price in the common currency unit (CNY), so paid events can be ranked."""
 
 
-_ids = itertools.count(1)
+def new_event_id() -> str:
+    """A unique, time-ordered id (milliseconds since the epoch, then 40 random bits), stable once given:
+    ids from two processes or before and after a restart never collide."""
+    return f"ev{time.time_ns() // 1_000_000:012x}{secrets.token_hex(5)}"
 
 _BIDI_AND_ZERO_WIDTH = {
     "\u200b", "\u200c", "\u200d", "\u200e", "\u200f", "\u2060", "\ufeff",
@@ -89,7 +93,9 @@ class ChatEvent:
     count: int = 1
     """Gifts in this event, likes in a like burst, months of a membership, viewers for a count."""
     timestamp: float = field(default_factory=time.time)
-    id: str = field(default_factory=lambda: f"ev{next(_ids)}")
+    id: str = ""
+    """Unique across processes and restarts: the platform's message id where it has one, else a new
+    time-ordered id. Whatever is persisted is keyed by (platform, id)."""
     msg_id: str = ""
     """The platform's own id for this message (dedupe across reconnects, deletion by moderators)."""
     action: str = ""
@@ -102,6 +108,33 @@ class ChatEvent:
     reply_to: str = ""
     """msg_id of the message this one replies to, if any."""
     raw: Any = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            object.__setattr__(self, "id", self.msg_id or new_event_id())
+
+    @property
+    def paid(self) -> bool:
+        """Money was spent: a paid kind with a positive, finite price."""
+        return self.kind.is_paid and self.amount is not None and math.isfinite(self.amount.common) \
+            and self.amount.common > 0
+
+    @property
+    def value(self) -> float:
+        """The price in the common unit (CNY), 0 when none."""
+        return self.amount.common if self.paid and self.amount is not None else 0.0
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ChatEvent:
+        """The inverse of ``to_dict`` (events persisted by the director)."""
+        u, a = d["user"], d.get("amount")
+        return cls(platform=d["platform"], room=d["room"], kind=EventKind(d["kind"]),
+                   user=User(u["id"], u["name"], u.get("moderator", False), u.get("member", False),
+                             u.get("level", 0)),
+                   text=d.get("text", ""), amount=Amount(a["value"], a["unit"], a["cny"]) if a else None,
+                   gift_name=d.get("gift", ""), count=d.get("count", 1), timestamp=d.get("timestamp", 0.0),
+                   id=d["id"], msg_id=d.get("msg_id", ""), action=d.get("action", ""), target=d.get("target", ""),
+                   emotes=tuple(d.get("emotes", ())), reply_to=d.get("reply_to", ""))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view (without the raw payload)."""

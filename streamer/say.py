@@ -1,15 +1,14 @@
-"""``streamer say``: render one utterance offline to an MP4, through the same voice, renderer and clock
-as the live stream (the clock runs unpaced). The quickest way to see the avatar speak."""
+"""``streamer say``: render one utterance offline to an MP4, through the same voice, avatar, renderer and
+clock as the live stream (built by the same builders; the clock runs unpaced). The quickest way to see
+the avatar speak."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from avatars.portrait import load_avatar
-from avatars.renderers import create_renderer
 from overlays import draw_subtitle
-from streamer.app import build_tts
+from streamer import build
 from streamer.clock import OutputClock
 from streamer.config import Settings
 from streamer.persona.sentences import split_text
@@ -20,26 +19,26 @@ from streamer.speech import Segment, Utterance
 log = logging.getLogger(__name__)
 
 
+class NothingToSay(ValueError):
+    """The text has nothing speakable in it."""
+
+
 def render_say(settings: Settings, text: str, out: Path, avatar: str | None = None, lead_s: float = 0.5,
                tail_s: float = 0.5, subtitles: bool = True) -> dict[str, float]:
+    sentences = [s for s in split_text(text.strip()) if s.strip()]
+    if not sentences:
+        raise NothingToSay("nothing to say: the text is empty")
     st = settings.stream
-    tts = build_tts(settings)
+    tts = build.build_tts(settings)
     try:
-        image = avatar if avatar is not None else (settings.avatar.image and str(settings.resolve(settings.avatar.image)))
-        av = load_avatar(image, st.width, st.height, settings.avatar.mouth_x, settings.avatar.mouth_y,
-                         settings.avatar.mouth_width)
-        a = settings.avatar
-        renderer = create_renderer(a.renderer, av, st.fps, a.wav2lip_checkpoint and str(settings.resolve(a.wav2lip_checkpoint)),
-                                   a.device, a.precision, a.batch, a.backend)
+        renderer = build.build_renderer(settings, build.build_avatar(settings, override=avatar))
         clock = OutputClock(st.fps, st.sample_rate, renderer, [], [draw_subtitle] if subtitles else [])
-        utt = Utterance(text, 0, source="operator")
-        frames = 0
         segments = []
-        for sentence in split_text(text) or [text]:
+        for sentence in sentences:
             pcm = tts.synthesize_blocking(sentence)
-            seg = Segment(utt, 1, sentence, pcm, renderer.analyze(pcm, st.sample_rate), clock.samples_per_frame)
-            segments.append(seg)
-            frames += seg.total_frames
+            poses = [p for batch in renderer.analyze_stream(pcm, st.sample_rate) for p in batch]
+            segments.append(Segment(Utterance(sentence, source="operator"), pcm, poses, clock.samples_per_frame))
+        frames = sum(seg.total_frames for seg in segments)
         lead, tail = int(lead_s * st.fps), int(tail_s * st.fps)
         total = lead + frames + tail
         writer = MP4Writer(out, st.width, st.height, st.fps, st.sample_rate, fragmented=False)
@@ -50,7 +49,7 @@ def render_say(settings: Settings, text: str, out: Path, avatar: str | None = No
         try:
             clock.run_offline(lead, write)  # idle lead-in
             for seg in segments:
-                clock.enqueue(seg)
+                clock.push(seg)
             clock.run_offline(frames + tail, write)
         finally:
             writer.close()

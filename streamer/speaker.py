@@ -1,141 +1,221 @@
-"""The speaking chain of one reply: sentences -> voice (TTS) -> renderer (mouth poses) -> clock.
+"""The speaker: one reply in, voiced and rendered segments out to the clock.
 
-Sentences are synthesised one at a time in a worker thread while earlier ones play, bounded by a
-look-ahead so nothing piles up in front of the clock. Each reply is a numbered *turn*; an interrupt
-cancels the asyncio task that runs the chain (persona stream, TTS wait, render wait) and tells the
-clock to drop every segment of that turn and fade out within one frame.
+For each sentence of a ``Reply`` it runs the voice (TTS, in a worker thread) and the renderer's first
+batch of mouth poses, then pushes the segment to the clock; a streaming renderer (Wav2Lip) keeps
+rendering the rest in a worker while the segment plays. It keeps at most ``lookahead_s`` of speech
+queued ahead of the clock, waiting on the clock's own reports (the segments' futures), never polling.
+
+``push(reply)`` returns once every segment of the reply has left the clock; what was heard is read
+from the reply's segments (``heard_of``). Cancelling it (an interrupt) stops the chain at once: the
+persona stream is closed, synthesis and rendering are abandoned; the director then tells the clock to
+fade out (``interrupt``). A sentence the voice cannot say is skipped with one log line: the reply goes
+on, and a reply of which nothing was heard is reported as such, so a paid message is not marked answered.
+
+Listeners (``on_playback``) see each segment start and end on the event loop: the app's playback log,
+the status stream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import logging
 import threading
 import time
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
 from avatars.base import REST, MouthPose
 from streamer.clock import OutputClock
-from streamer.speech import Segment, Utterance
+from streamer.speech import Heard, HeardLine, Played, Reply, Segment, Utterance, reported
 from streamer.voice.base import TTS, TTSError
 
 log = logging.getLogger(__name__)
 
 
-class PoseRenderer(Protocol):
-    def analyze(self, pcm: np.ndarray, rate: int) -> list[MouthPose]: ...
+class LipSync(Protocol):
+    """What the speaker needs from a renderer: mouth poses for speech, in batches (one batch for the
+    procedural mouth; several for Wav2Lip, so playback starts after the first). ``start_frame`` is the
+    clock tick where this speech is expected to start (idle-video avatars render against that frame)."""
+
+    def analyze_stream(self, pcm: np.ndarray, rate: int, cancelled: threading.Event | None = None, *,
+                       start_frame: int = 0) -> Iterator[list[MouthPose]]: ...
+
+
+@dataclass(frozen=True)
+class PlaybackEvent:
+    kind: str
+    """start | end"""
+    utterance: Utterance
+    tick: int
+    completed: bool = True
+    played_frames: int = 0
+
+
+def heard_of(segments: list[Segment]) -> Heard:
+    """What the audience heard of these segments (all of them ended)."""
+    heard = Heard()
+    for seg in segments:
+        if not seg.started.done():
+            continue
+        heard.started += 1
+        played: Played = seg.ended.result() if seg.ended.done() else Played(0, False, -1)
+        fraction = 1.0 if played.completed else played.frames / max(1, seg.total_frames)
+        heard.lines.append(HeardLine(seg.text, played.completed, fraction))
+    return heard
 
 
 class Speaker:
-    def __init__(self, tts: TTS, renderer: PoseRenderer, clock: OutputClock, lookahead_s: float = 4.0) -> None:
+    def __init__(self, *, tts: TTS, renderer: LipSync, clock: OutputClock, lookahead_s: float = 4.0,
+                 tail_s: float = 0.3) -> None:
         self.tts = tts
         self.renderer = renderer
         self.clock = clock
         self.lookahead_frames = int(lookahead_s * clock.fps)
-        self._turns = 0
-        self.stage_times: dict[str, float] = {}
-        self._fillers: set[asyncio.Task[None]] = set()
+        self.tail_frames = int(tail_s * clock.fps)
+        self.on_playback: list[Callable[[PlaybackEvent], None]] = []
+        self.now_playing: Utterance | None = None
+        self._ahead: collections.deque[Segment] = collections.deque()
+        self._renders: set[asyncio.Future[None]] = set()
         self._cancel_flags: collections.deque[threading.Event] = collections.deque(maxlen=64)
+        self._render_failures = 0
+
+    def use(self, *, tts: TTS | None = None, renderer: LipSync | None = None) -> None:
+        """Speak with another voice or renderer from the next sentence on (a persona switch)."""
+        self.tts = tts or self.tts
+        self.renderer = renderer or self.renderer
+
+    # ------------------------------------------------------------------ the one input
+    async def push(self, reply: Reply, segments: list[Segment] | None = None) -> list[Segment]:
+        """Voice, render and queue every sentence of ``reply``; return its segments once all have left
+        the clock. ``segments`` (if given) is filled as they are queued, so a caller that cancels this
+        can still find out what was heard."""
+        out = segments if segments is not None else []
+        async with aclosing(reply.sentences) as sentences:  # a cancelled turn closes the generator chain now
+            async for text in sentences:
+                seg = await self._voice(Utterance(text, reply.turn, reply.answers, reply.source, reply.priority))
+                if seg is None:
+                    continue
+                await self._make_room()
+                self._queue(seg)
+                out.append(seg)
+                if reply.paced:
+                    await reported(seg.near_end)
+        for seg in out:
+            await reported(seg.ended)
+        return out
+
+    async def _voice(self, utt: Utterance) -> Segment | None:
+        t0 = time.perf_counter()
+        try:
+            pcm = await self.tts.synthesize(utt.text)
+        except TTSError as e:
+            log.error("voice failed; skipping sentence", extra={"utterance": utt.id, "turn": utt.turn, "error": str(e)})
+            return None
+        if pcm.size == 0:
+            log.warning("voice returned no audio; skipping sentence", extra={"utterance": utt.id})
+            return None
+        t1 = time.perf_counter()
+        cancelled = threading.Event()
+        self._cancel_flags.append(cancelled)
+        start = self.clock.ticks + self._frames_ahead() + self.clock.prebuffer_frames
+        batches = self._batches(pcm, cancelled, start)
+        first: list[MouthPose] = await asyncio.to_thread(next, batches, [])
+        seg = Segment(utt, pcm, list(first), self.clock.samples_per_frame, tail_frames=self.tail_frames)
+        if len(seg.poses) < seg.total_frames:
+            done = asyncio.ensure_future(asyncio.to_thread(self._fill, seg, batches))
+            self._renders.add(done)
+            done.add_done_callback(self._renders.discard)
+        log.info("segment voiced", extra={"utterance": utt.id, "turn": utt.turn, "answers": utt.answers,
+                                          "frames": seg.total_frames, "voice": self.tts.describe(),
+                                          "tts_ms": round(1000 * (t1 - t0)),
+                                          "render_ms": round(1000 * (time.perf_counter() - t1))})
+        return seg
+
+    def _batches(self, pcm: np.ndarray, cancelled: threading.Event, start: int) -> Iterator[list[MouthPose]]:
+        """The renderer's pose batches; a renderer that fails leaves the mouth at rest for the rest of the
+        sentence (the audio plays on), logged once per renderer."""
+        frames = -(-pcm.size // self.clock.samples_per_frame)
+        given = 0
+        try:
+            for batch in self.renderer.analyze_stream(pcm, self.clock.sample_rate, cancelled, start_frame=start):
+                given += len(batch)
+                yield batch
+        except Exception as e:
+            self._render_failures += 1
+            if self._render_failures == 1:
+                log.exception("renderer failed; the mouth rests for this speech", extra={"error": str(e)})
+            yield [REST] * max(0, frames - given)
 
     @staticmethod
     def _fill(seg: Segment, batches: Iterator[list[MouthPose]]) -> None:
         for batch in batches:
             seg.extend_poses(batch)
 
-    def new_turn(self) -> int:
-        self._turns += 1
-        return self._turns
+    def _frames_ahead(self) -> int:
+        while self._ahead and self._ahead[0].ended.done():
+            self._ahead.popleft()
+        return sum(s.total_frames for s in self._ahead)
 
-    @property
-    def last_turn(self) -> int:
-        return self._turns
+    async def _make_room(self) -> None:
+        while self._frames_ahead() > self.lookahead_frames:
+            await reported(self._ahead[0].ended)
 
-    async def speak(self, utterance: Utterance, sentences: AsyncGenerator[str, None], turn: int) -> int:
-        """Queue every sentence of one reply on the clock; return the number of segments queued."""
-        queued = 0
-        async with aclosing(sentences):  # a cancelled turn closes the whole generator chain now, not at GC
-            async for sentence in sentences:
-                queued += await self._speak_sentence(utterance, sentence, turn)
-        return queued
+    def _queue(self, seg: Segment) -> None:
+        loop = asyncio.get_running_loop()
 
-    async def _speak_sentence(self, utterance: Utterance, sentence: str, turn: int) -> int:
-        """Voice and render one sentence, wait for room on the clock, queue it. 1 if queued, else 0."""
-        t0 = time.perf_counter()
-        try:
-            pcm = await self.tts.synthesize(sentence)
-        except TTSError as e:
-            log.error("voice failed; skipping sentence", extra={"utterance": utterance.id, "error": str(e)})
-            return 0
-        t1 = time.perf_counter()
-        if pcm.size == 0:
-            return 0
-        stream = getattr(self.renderer, "analyze_stream", None)
-        cancelled = threading.Event()
-        if stream is None:
-            poses = await asyncio.to_thread(self.renderer.analyze, pcm, self.clock.sample_rate)
-            batches: Iterator[list[MouthPose]] | None = None
-        else:  # a neural renderer: speech can start after its first batch, the rest renders while it plays
-            if hasattr(self.renderer, "start_hint"):  # idle-video avatars: render against the frames it will play on
-                self.renderer.start_hint = self.clock.ticks + self.clock.queued_frames() + self.clock.prebuffer_frames
-            batches = stream(pcm, self.clock.sample_rate, cancelled)
-            poses = list(await asyncio.to_thread(next, batches, []))
-        t2 = time.perf_counter()
-        self.stage_times = {"tts_s": t1 - t0, "render_s": t2 - t1}
-        seg = Segment(utterance, turn, sentence, pcm, poses, self.clock.samples_per_frame, created=time.monotonic())
-        try:
-            while self.clock.queued_frames() > self.lookahead_frames:
-                await asyncio.sleep(0.04)
-            if not self.clock.enqueue(seg):
-                cancelled.set()
-                return 0
-            if batches is not None:
-                filler = asyncio.create_task(asyncio.to_thread(self._fill, seg, batches))
-                self._fillers.add(filler)
-                filler.add_done_callback(self._fillers.discard)
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-        self._cancel_flags.append(cancelled)
-        log.info("segment queued", extra={"utterance": utterance.id, "answers": utterance.answers, "turn": turn,
-                                          "frames": seg.total_frames, "tts_ms": round(1000 * (t1 - t0)),
-                                          "render_ms": round(1000 * (t2 - t1))})
-        return 1
+        def on_loop(handler: Callable[[Segment, Any], None]) -> Callable[[Any], None]:
+            def forward(fut: Any) -> None:  # clock thread
+                if not loop.is_closed():
+                    loop.call_soon_threadsafe(handler, seg, fut)
+            return forward
 
-    async def wait_played(self, turn: int, tail_s: float = 0.0) -> None:
-        """Wait until the clock has (almost) finished playing ``turn``."""
-        tail = int(tail_s * self.clock.fps)
-        while True:
-            playing = self.clock.speaking
-            left = self.clock.queued_frames()
-            if (playing is None or playing.turn != turn) and left == 0:
-                return
-            if playing is not None and playing.turn == turn and left <= tail:
-                return
-            await asyncio.sleep(0.04)
+        seg.started.add_done_callback(on_loop(self._started))
+        seg.ended.add_done_callback(on_loop(self._ended))
+        self._ahead.append(seg)
+        self.clock.push(seg)
 
-    def play_clip(self, clip: Any) -> int:
-        """Queue an action clip (its frames and audio) like a reply of its own; returns its turn."""
-        turn = self.new_turn()
-        n = clip.frames
-        seg = Segment(Utterance(f"[{clip.name}]", 1, source="action"), turn, "", clip.audio, [REST] * n,
-                      self.clock.samples_per_frame, created=time.monotonic(), picture=clip.picture)
-        self.clock.enqueue(seg)
-        log.info("action clip queued", extra={"clip": clip.name, "frames": n, "turn": turn})
-        return turn
+    # ------------------------------------------------------------------ playback reports (event loop)
+    def _started(self, seg: Segment, fut: concurrent.futures.Future[int]) -> None:
+        self.now_playing = seg.utterance
+        self._tell(PlaybackEvent("start", seg.utterance, fut.result()))
+
+    def _ended(self, seg: Segment, fut: concurrent.futures.Future[Played]) -> None:
+        played = fut.result()
+        if self.now_playing is seg.utterance:
+            self.now_playing = None
+        if seg.started.done():
+            self._tell(PlaybackEvent("end", seg.utterance, played.tick, played.completed, played.frames))
+
+    def _tell(self, ev: PlaybackEvent) -> None:
+        for listener in self.on_playback:
+            try:
+                listener(ev)
+            except Exception:
+                log.exception("playback listener failed")
+
+    # ------------------------------------------------------------------ commands
+    def play_clip(self, clip: Any) -> str:
+        """Queue an action clip (its own frames and audio) like a reply of its own; returns its id."""
+        utt = Utterance(f"[{clip.name}]", source="action", priority=1)
+        seg = Segment(utt, clip.audio, [REST] * clip.frames, self.clock.samples_per_frame, picture=clip.picture)
+        self._queue(seg)
+        log.info("action clip queued", extra={"clip": clip.name, "frames": clip.frames, "utterance": utt.id})
+        return utt.id
+
+    def interrupt(self) -> asyncio.Future[int]:
+        """Drop everything queued so far and fade out; resolves to the clock tick where the audio faded."""
+        for flag in self._cancel_flags:  # stop rendering what will never play
+            flag.set()
+        return asyncio.ensure_future(reported(self.clock.interrupt()))
 
     async def aclose(self) -> None:
         """Stop background rendering and wait for it."""
         for flag in self._cancel_flags:
             flag.set()
-        await asyncio.gather(*self._fillers, return_exceptions=True)
-
-    def interrupt(self) -> asyncio.Future[int]:
-        """Drop every turn issued so far; resolves to the clock tick where the audio faded out."""
-        for flag in self._cancel_flags:  # stop rendering what will never play
-            flag.set()
-        return asyncio.wrap_future(self.clock.interrupt(self._turns))
+        await asyncio.gather(*self._renders, return_exceptions=True)

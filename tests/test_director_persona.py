@@ -1,13 +1,12 @@
-import asyncio
-
 import pytest
 
 from streamer.config import DirectorSettings
 from streamer.director import IDLE, OPERATOR, PAID, QUESTION, Director
+from streamer.director.idle import IdleScheduler
 from streamer.events import Amount, ChatEvent, EventKind, User
-from streamer.idle import IdleScheduler
 from streamer.persona import ScriptedPersona, load_catalogue
 from tests.conftest import REPO
+from tests.fakes.stages import FakeSpeaker, VirtualClock
 
 
 def ev(kind=EventKind.DANMAKU, text="", name="viewer", amount=None, gift="", msg_id="", platform="test"):
@@ -17,38 +16,6 @@ def ev(kind=EventKind.DANMAKU, text="", name="viewer", amount=None, gift="", msg
 @pytest.fixture
 def persona():
     return ScriptedPersona(load_catalogue(REPO / "config" / "products" / "demo.toml"), "Joe", seed=1)
-
-
-class Clock:
-    def __init__(self):
-        self.t = 0.0
-
-    def __call__(self):
-        return self.t
-
-
-class FakeSpeaker:
-    """Implements the Speaker interface the director uses; records what would be said."""
-
-    def __init__(self):
-        self.said, self.turn, self.interrupts = [], 0, 0
-
-    def new_turn(self):
-        self.turn += 1
-        return self.turn
-
-    async def speak(self, utt, sentences, turn):
-        self.said.append((utt, [s async for s in sentences]))
-        return 1
-
-    async def wait_played(self, turn, tail_s=0.0):
-        await asyncio.sleep(0.01)
-
-    def interrupt(self):
-        self.interrupts += 1
-        fut = asyncio.get_running_loop().create_future()
-        fut.set_result(7)
-        return fut
 
 
 def test_faq_answers_use_live_catalogue_values(persona):
@@ -83,17 +50,17 @@ def test_idle_talk_rotates_and_resumes_after_an_interrupt(persona):
 
 def make_director(persona, clock, **kw):
     settings = DirectorSettings(**{"danmaku_ttl_s": 60, "thanks_batch_s": 3, **kw})
-    return Director(persona, FakeSpeaker(), settings, idle_after_s=8, time_fn=clock,
-                    idle=IdleScheduler(persona.catalogue, "Joe", time_fn=clock), topic_fn=persona.topic)
+    return Director(persona=persona, speaker=FakeSpeaker(), settings=settings, idle_after_s=8, time_fn=clock,
+                    idle=IdleScheduler(persona.catalogue, "Joe", time_fn=clock))
 
 
 async def test_super_chat_behind_50_danmaku_is_answered_next(persona):
-    clock = Clock()
+    clock = VirtualClock()
     d = make_director(persona, clock)
     for i in range(50):
-        d.submit(ev(text=f"nice stream {i}"))
-    d.submit(ev(text="how much?", name="Q"))
-    d.submit(ev(EventKind.SUPER_CHAT, "hello!", "Rich", Amount(50, "CNY", 50)))
+        d.push(ev(text=f"nice stream {i}"))
+    d.push(ev(text="how much?", name="Q"))
+    d.push(ev(EventKind.SUPER_CHAT, "hello!", "Rich", Amount(50, "CNY", 50)))
     first, second = d.next_item(), d.next_item()
     assert first.priority == PAID and first.events[0].user.name == "Rich"
     assert second.priority == QUESTION and second.events[0].user.name == "Q"
@@ -101,32 +68,41 @@ async def test_super_chat_behind_50_danmaku_is_answered_next(persona):
     assert d.next_item().priority == OPERATOR
 
 
-async def test_stale_danmaku_expire_but_paid_never_do(persona):
-    clock = Clock()
+async def test_paid_messages_are_answered_most_valuable_first(persona):
+    clock = VirtualClock()
     d = make_director(persona, clock)
-    d.submit(ev(text="old chatter"))
-    d.submit(ev(EventKind.SUPER_CHAT, "still here", "Rich", Amount(30, "CNY", 30)))
+    for name, value in [("Low", 5), ("High", 500), ("Mid", 50), ("Mid2", 50)]:
+        d.push(ev(EventKind.SUPER_CHAT, f"hi from {name}", name, Amount(value, "CNY", value)))
+    assert [d.next_item().events[0].user.name for _ in range(4)] == ["High", "Mid", "Mid2", "Low"]
+
+
+async def test_stale_danmaku_expire_but_paid_never_do(persona):
+    clock = VirtualClock()
+    d = make_director(persona, clock)
+    d.push(ev(text="old chatter"))
+    d.push(ev(EventKind.SUPER_CHAT, "still here", "Rich", Amount(30, "CNY", 30)))
     clock.t = 3600.0
     item = d.next_item()
     assert item.events[0].kind is EventKind.SUPER_CHAT
-    assert d.next_item() is None and d.expired == 1
+    assert d.next_item() is None and d.queue.expired == 1
 
 
 async def test_bounded_queue_drops_plain_danmaku_first(persona):
-    clock = Clock()
+    clock = VirtualClock()
     d = make_director(persona, clock, max_queue=10)
-    d.submit(ev(EventKind.SUPER_CHAT, "paid", "Rich", Amount(30, "CNY", 30)))
+    d.push(ev(EventKind.SUPER_CHAT, "paid", "Rich", Amount(30, "CNY", 30)))
     for i in range(30):
-        d.submit(ev(text=f"spam {i}"))
-    assert len(d) == 10 and d.dropped == 21
+        d.push(ev(text=f"spam {i}"))
+    d.ingest(100)
+    assert len(d.queue) == 10 and d.queue.dropped == 21
     assert d.next_item().priority == PAID
 
 
 async def test_gifts_within_the_window_become_one_thanks(persona):
-    clock = Clock()
+    clock = VirtualClock()
     d = make_director(persona, clock)
     for name in ("a", "b", "c"):
-        d.submit(ev(EventKind.GIFT, name=name, gift="rose", amount=Amount(1, "CNY", 1)))
+        d.push(ev(EventKind.GIFT, name=name, gift="rose", amount=Amount(1, "CNY", 1)))
     assert d.next_item() is None  # still collecting
     clock.t = 3.1
     item = d.next_item()
@@ -134,35 +110,38 @@ async def test_gifts_within_the_window_become_one_thanks(persona):
 
 
 async def test_run_answers_chat_then_fills_silence_with_idle_talk(persona):
-    clock = Clock()
+    clock = VirtualClock()
     d = make_director(persona, clock)
-    task = asyncio.create_task(d.run())
+    speaker = d.speaker
+    await d.start()
     try:
-        d.submit(ev(text="is shipping free?", name="Sam"))
-        await asyncio.sleep(0.1)
-        assert len(d.speaker.said) == 1 and "Shipping is free" in " ".join(d.speaker.said[0][1])
-        clock.t += 8.5
-        await asyncio.sleep(0.4)
-        assert d.speaker.said[-1][0].priority == IDLE and d.speaker.said[-1][0].source == "idle"
-        n = len(d.speaker.said)
-        await asyncio.sleep(0.3)
-        assert len(d.speaker.said) == n  # one idle line per quiet period, not a pile
-        assert await d.interrupt() == 7
+        d.push(ev(text="is shipping free?", name="Sam"))
+        await speaker.until(lambda s: len(s.replies) == 1)
+        assert "Shipping is free" in " ".join(speaker.said[0])
+        clock.t += 4  # quiet, but not yet for idle_after_s: nothing is said
+        d.wake()
+        clock.t += 4.5
+        d.wake()
+        await speaker.until(lambda s: len(s.replies) == 2)
+        idle = speaker.replies[1][0]
+        assert idle.priority == IDLE and idle.source == "idle" and idle.paced
+        d.push(ev(text="what colours are there?", name="Ann"))  # a viewer comes before the next idle line
+        await speaker.until(lambda s: len(s.replies) == 3)
+        assert speaker.replies[2][0].source == "chat" and "Ann" in " ".join(speaker.said[2])
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await d.stop()
 
 
 async def test_platform_moderation_removes_queued_messages(persona):
     from chat_sources.twitch_codec import TwitchCodec
 
-    clock = Clock()
+    clock = VirtualClock()
     d = make_director(persona, clock)
     twitch = TwitchCodec("chan")
 
     def chat(line):
         [e] = twitch.decode(line).events
-        d.submit(e)
+        d.push(e)
         return e
 
     chat("@id=m1;user-id=1;display-name=Ann :ann!a@a PRIVMSG #chan :how much is it?")
@@ -170,8 +149,9 @@ async def test_platform_moderation_removes_queued_messages(persona):
     chat("@id=m3;user-id=2;display-name=Troll :t!t@t PRIVMSG #chan :what about this?")
     chat("@id=m4;user-id=3;display-name=Bob :b!b@b PRIVMSG #chan :nice stream")
     chat("@bits=100;id=m5;user-id=4;display-name=Cy :c!c@c PRIVMSG #chan :cheer100 hello")
-    d.submit(ev(text="from another platform", msg_id="m1", platform="bilibili"))
-    assert len(d) == 6
+    d.push(ev(text="from another platform", msg_id="m1", platform="bilibili"))
+    d.ingest()
+    assert len(d.queue) == 6
     chat("@login=ann;target-msg-id=m1 :tmi.twitch.tv CLEARMSG #chan :how much is it?")
     chat("@ban-duration=600;target-user-id=2 :tmi.twitch.tv CLEARCHAT #chan :troll")
     texts = []

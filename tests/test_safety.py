@@ -22,7 +22,7 @@ from streamer.persona.memory import Memory
 from streamer.safety import InjectionGuard
 from tests.conftest import REPO
 from tests.fakes.openai import Behaviour, FakeOpenAI
-from tests.test_director_persona import FakeSpeaker
+from tests.fakes.stages import FakeSpeaker
 
 DATA = Path(__file__).parent / "data"
 ATTACKS = [json.loads(line) for line in (DATA / "injection_attacks.jsonl").read_text(encoding="utf-8").splitlines()]
@@ -98,17 +98,18 @@ async def test_attacks_never_reach_the_audience(blind, settings, output_filter):
     async with FakeOpenAI(Behaviour(obedient=True)) as server:
         persona = LLMPersona(profile, catalogue, memory, ScriptedPersona(catalogue, "Joe", seed=1, memory=memory),
                              base_url=server.url, model="fake", api_key=KEY, retries=0)
-        director = Director(persona, FakeSpeaker(), DirectorSettings(), 60.0, output_filter=output_filter,
-                            guard=BlindGuard() if blind else InjectionGuard(), memory=memory)
+        director = Director(persona=persona, speaker=FakeSpeaker(), settings=DirectorSettings(), idle_after_s=60.0,
+                            output_filter=output_filter, guard=BlindGuard() if blind else InjectionGuard(),
+                            memory=memory)
         try:
             for i, attack in enumerate(ATTACKS):
-                director.submit(ChatEvent("test", "r", EventKind.DANMAKU, User(f"u{i}", f"viewer{i}"), attack["text"]))
+                director.push(ChatEvent("test", "r", EventKind.DANMAKU, User(f"u{i}", f"viewer{i}"), attack["text"]))
                 item = director.next_item()
                 assert item is not None
                 await director._play(item.turn)
         finally:
             await persona.aclose()
-    spoken = [s for _, sentences in director.speaker.said for s in sentences]
+    spoken = [s for sentences in director.speaker.said for s in sentences]
     assert not _violations(spoken, instructions(profile))
     if blind:
         assert len(server.requests) == len(ATTACKS)  # the model saw every attack and obeyed...

@@ -171,9 +171,11 @@ class Wav2LipRenderer(ProceduralRenderer):
     def analyze(self, pcm: np.ndarray, rate: int) -> list[MouthPose]:
         return [p for batch in self.analyze_stream(pcm, rate) for p in batch]
 
-    def analyze_stream(self, pcm: np.ndarray, rate: int,
-                       cancelled: threading.Event | None = None) -> Iterator[list[MouthPose]]:
-        """Poses in batches as they are rendered; silent frames skip inference."""
+    def analyze_stream(self, pcm: np.ndarray, rate: int, cancelled: threading.Event | None = None, *,
+                       start_frame: int | None = None) -> Iterator[list[MouthPose]]:
+        """Poses in batches as they are rendered; silent frames skip inference. ``start_frame``: the clock
+        tick this speech is expected to start on (idle-video avatars render against those loop frames)."""
+        first = self.start_hint if start_frame is None else start_frame
         base = super().analyze(pcm, rate)
         n = len(base)
         if n == 0:
@@ -187,7 +189,7 @@ class Wav2LipRenderer(ProceduralRenderer):
             if not speaking:
                 faces = np.zeros((0, 96, 96, 3), np.uint8)
             elif self.video:
-                faces = self.infer_video(windows[speaking], [self.start_hint + i for i in speaking])
+                faces = self.infer_video(windows[speaking], [first + i for i in speaking])
             else:
                 faces = self.infer(windows[speaking])
             patch = dict(zip(speaking, faces, strict=True))

@@ -1,18 +1,21 @@
-"""The director: who is answered, in what order, and never dead air.
+"""The director: chat events in, one reply at a time out to the speaker, and never dead air.
 
-Order: operator > paid (super chats, gifts, memberships, bits) > questions and mentions of the host >
-plain danmaku > idle content, one FIFO per class (O(1) at any chat rate). Plain danmaku expire after
-``danmaku_ttl_s``; paid items never expire and are persisted (SQLite) until their reply has been
-spoken, so after a restart or a crash each is answered, once. Repeated questions merge into one item
-("5 people asked about the price"). Gifts, likes, follows and entries are collected for
-``thanks_batch_s`` and thanked in one line.
+Intake: ``push(event)`` is O(1) (a paid message is written to the ledger first, so "accepted" means it
+survives a crash); a task takes events in slices of ``SLICE`` so a burst of thousands never holds the event
+loop. Each event passes platform moderation, the moderator (blocklists, spam, bans, approval) and the
+injection guard, exactly the same way whether it arrived live or was restored from the ledger after a
+restart; only accepted events reach the queue and the ``on_accept`` listeners (the chat ticker).
 
-Before anything reaches the persona, moderation runs (blocklists, spam, bans, approval); platform
-moderation (CLEARCHAT, CLEARMSG, a deleted super chat) removes queued messages; messages that try to
-steer the host are answered with a deflection instead of reaching the LLM; every sentence passes the
-output filter before the voice. What the audience heard (up to an interrupt) is what the memory
-keeps. When nothing waits and the host has been quiet for ``idle_after_s``, one idle line is
-prepared at a time, so idle content never piles up in front of a viewer's question.
+Turns: the most urgent queued turn (streamer.director.queue) is handed to the persona and its sentences,
+each through the output filter, to the speaker. A model slow to start its answer is covered by a short
+filler line ("Good question, one moment."), so the stream never goes quiet while it thinks. When nothing waits and the host has been quiet for
+``idle_after_s``, an idle line is said; idle talk asks for each further sentence only when the last one
+has nearly played, and gives way as soon as a viewer is waiting.
+
+"Answered" means heard: a paid message is closed in the ledger when a sentence of its reply has left the
+clock (the speaker's playback report). A reply of which nothing was heard (every sentence failed in the
+voice or was dropped by the output filter) is tried again, up to ``max_attempts``, then shown to the
+operator as failed. An interrupt before anything was heard puts the message back in the queue.
 """
 
 from __future__ import annotations
@@ -20,60 +23,42 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import random
 import re
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass, field
 from typing import Any
 
 from streamer.config import DirectorSettings
+from streamer.director.idle import IdleScheduler
+from streamer.director.moderation import Moderator
+from streamer.director.queue import DANMAKU, IDLE, OPERATOR, PAID, QUESTION, QueueItem, ReplyQueue
+from streamer.director.state import StateStore
+from streamer.director.thanks import BATCHED, ThanksBatcher
 from streamer.events import ChatEvent, EventKind
-from streamer.idle import IdleScheduler
-from streamer.moderation import Moderator
 from streamer.persona.base import Persona, Turn
 from streamer.persona.memory import Memory
 from streamer.safety import InjectionGuard, OutputFilter, normalise, quote_viewer
-from streamer.speaker import Speaker
-from streamer.speech import Utterance
-from streamer.store import Store
+from streamer.speaker import PlaybackEvent, Speaker, heard_of
+from streamer.speech import Heard, Reply, Segment, reported
 
 log = logging.getLogger(__name__)
 
-OPERATOR, PAID, QUESTION, DANMAKU, IDLE = range(5)
-_BATCHED = (EventKind.GIFT, EventKind.FOLLOW, EventKind.LIKE, EventKind.ENTER, EventKind.MEMBERSHIP)
+SLICE = 64
+"""Events taken from the intake per slice before the event loop gets control back."""
+MAX_INTAKE = 20_000
 _PUNCT = re.compile(r"[\W_]+", re.UNICODE)
-
-
-@dataclass
-class QueueItem:
-    priority: int
-    created: float
-    turn: Turn
-    topic: str = ""
-
-    @property
-    def events(self) -> list[ChatEvent]:
-        return self.turn.events
-
-    @property
-    def kind(self) -> str:
-        return self.turn.kind
-
-
-@dataclass
-class _Spoken:
-    turn: Turn
-    idle_key: str = ""
-    completed: list[bool] = field(default_factory=list)
+_SOURCE = {"answer": "chat", "deflect": "chat"}
+WITHHELD = "(a viewer message that tried to instruct the host; withheld)"
 
 
 class Director:
-    def __init__(self, persona: Persona, speaker: Speaker, settings: DirectorSettings, idle_after_s: float, *,
+    def __init__(self, *, persona: Persona, speaker: Speaker, settings: DirectorSettings, idle_after_s: float,
                  idle: IdleScheduler | None = None, moderator: Moderator | None = None,
                  guard: InjectionGuard | None = None, output_filter: OutputFilter | None = None,
-                 store: Store | None = None, memory: Memory | None = None,
-                 topic_fn: Callable[[str], str | None] | None = None,
+                 state: StateStore | None = None, memory: Memory | None = None,
+                 fillers: Sequence[str] = (), filler_after_s: float = 1.5,
                  time_fn: Callable[[], float] = time.monotonic) -> None:
         self.persona = persona
         self.speaker = speaker
@@ -83,174 +68,334 @@ class Director:
         self.moderator = moderator
         self.guard = guard or InjectionGuard()
         self.output_filter = output_filter or OutputFilter()
-        self.store = store
+        self.state = state
         self.memory = memory or Memory()
-        self.topic_fn = topic_fn
+        self.fillers = list(fillers)
+        self.filler_after_s = filler_after_s
         self.time_fn = time_fn
-        self._classes: list[collections.deque[QueueItem]] = [collections.deque() for _ in range(IDLE + 1)]
-        self._size = 0
-        self._by_topic: dict[str, QueueItem] = {}
-        self._batches: dict[EventKind, list[ChatEvent]] = {}
-        self._batch_started: dict[EventKind, float] = {}
-        self._wake = asyncio.Event()
-        self._turn_task: asyncio.Task[None] | None = None
-        self._current: _Spoken | None = None
-        self._by_number: collections.OrderedDict[int, _Spoken] = collections.OrderedDict()
+        self.queue = ReplyQueue(settings.max_queue, settings.danmaku_ttl_s, max_paid=settings.max_paid_in_memory)
+        self.thanks = ThanksBatcher(settings.thanks_batch_s, settings.paid_threshold_cny)
+        self.on_accept: list[Callable[[ChatEvent], None]] = []
         self.paused = False
         self.quiet_since = time_fn()
-        self.expired = self.dropped = self.merged = self.deflected = 0
-        if self.store is not None:
-            self._restore()
+        self.deflected = self.intake_dropped = 0
+        self._intake: collections.deque[tuple[ChatEvent, float]] = collections.deque()
+        self._wake = asyncio.Event()
+        self._paid_live: set[tuple[str, str]] = set()
+        self._paid_overflow = False
+        self._current: Turn | None = None
+        self._turn_task: asyncio.Task[list[Segment]] | None = None
+        self._yielded = False
+        self._tasks: list[asyncio.Task[None]] = []
+        speaker.on_playback.append(self._on_playback)
 
-    # ------------------------------------------------------------------ input
-    def submit(self, event: ChatEvent) -> None:
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Restore the ledger (through the same guards as live chat), then take events and say turns."""
+        self._restore()
+        self._tasks = [asyncio.create_task(self._take_intake(), name="director-intake"),
+                       asyncio.create_task(self._say_turns(), name="director-turns")]
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    # ------------------------------------------------------------------ intake
+    def push(self, event: ChatEvent) -> None:
+        """The one input: a chat event from any source (or the operator's inject)."""
+        if event.paid and self.state is not None and not self.state.add_paid(event):
+            return  # re-delivered by the platform: already in the ledger
+        if len(self._intake) >= MAX_INTAKE:
+            dropped, _ = self._intake.popleft()
+            self.intake_dropped += 1
+            self._paid_overflow |= dropped.paid  # still in the ledger: loaded again when there is room
+        self._intake.append((event, self.time_fn()))
+        self._wake.set()
+
+    def ingest(self, limit: int = SLICE) -> int:
+        """Take up to ``limit`` events from the intake; returns how many."""
+        n = min(limit, len(self._intake))
+        for _ in range(n):
+            self._take(*self._intake.popleft())
+        return n
+
+    async def _take_intake(self) -> None:
+        while True:
+            if not self._intake:
+                self._wake.clear()
+                await self._wake.wait()
+            self.ingest()
+            self._wake.set()  # the turn loop may have something new to say
+            await asyncio.sleep(0)
+
+    def _take(self, event: ChatEvent, arrived: float | None = None) -> None:
         if event.kind is EventKind.SYSTEM:
             if event.action == "viewer_count" and self.idle is not None:
                 self.idle.viewers = event.count
-            self._moderate(event)
+            self._platform_moderation(event)
             return
         if event.kind is EventKind.STREAM_END:
             log.info("platform notice", extra={"event": event.id, "kind": event.kind.value, "action": event.action})
             return
-        if self.moderator is not None and not self.moderator.check(event).allowed:
-            return
-        self._accept(event)
+        if self.moderator is not None:
+            verdict = self.moderator.check(event)
+            if not verdict.allowed:
+                if not verdict.held:
+                    self._close_paid([event], "rejected", verdict.reason)
+                return
+        self._accept(event, arrived)
 
-    def _accept(self, event: ChatEvent) -> None:
-        if event.kind.is_paid and self.store is not None:
-            self.store.add_paid(event)
-        if event.kind in _BATCHED:
-            self._batches.setdefault(event.kind, []).append(event)
-            self._batch_started.setdefault(event.kind, self.time_fn())
+    def _accept(self, event: ChatEvent, arrived: float | None = None) -> None:
+        now = self.time_fn() if arrived is None else arrived
+        if event.paid:
+            self._paid_live.add((event.platform, event.id))
+        if event.kind in BATCHED:
+            self.thanks.add(event, now)
             if event.kind in (EventKind.GIFT, EventKind.MEMBERSHIP):
                 self.memory.record_viewer(event)
-        elif event.text:
-            steering = self.guard.detect(event.text)
-            priority = PAID if event.kind is EventKind.SUPER_CHAT else QUESTION if self._is_question(event) else DANMAKU
+        elif event.text or event.paid:
+            priority = PAID if event.paid else QUESTION if self._is_question(event) else DANMAKU
+            steering = self.guard.detect(event.text) or self.guard.detect(event.user.name)
             if steering:
                 self.deflected += 1
                 log.warning("prompt injection attempt deflected", extra={"event": event.id, "matched": steering})
-                self._push(Turn("deflect", priority, [event]))
+                self.queue.push(Turn("deflect", priority, [event]), now)
             else:
-                self._push(Turn("answer", priority, [event]), self._topic(event) if priority > PAID else "")
-        self._wake.set()
+                self.queue.push(Turn("answer", priority, [event]), now, self._topic(event) if priority > PAID else "")
+            log.info("queued", extra={"event": event.id, "priority": priority, "queue": len(self.queue)})
+        for listener in self.on_accept:
+            listener(event)
 
     def _is_question(self, event: ChatEvent) -> bool:
         name = getattr(self.persona, "name", "")
         return event.is_question or (bool(name) and name.lower() in event.text.lower())
 
     def _topic(self, event: ChatEvent) -> str:
-        topic = self.topic_fn(event.text) if self.topic_fn else None
+        topic = self.persona.topic(event.text)
         return f"faq:{topic}" if topic else "text:" + _PUNCT.sub("", normalise(event.text))
 
-    def say_now(self, text: str) -> None:
-        self._push(Turn("operator", OPERATOR, text=text))
-        self._wake.set()
-
-    def _push(self, turn: Turn, topic: str = "") -> None:
-        if topic:
-            existing = self._by_topic.get(topic)
-            if existing is not None and existing.priority == turn.priority:
-                existing.turn.events.extend(turn.events)
-                self.merged += 1
-                log.info("merged with a queued question", extra={"event": turn.events[0].id, "topic": topic,
-                                                                 "askers": len(existing.turn.events)})
-                return
-        item = QueueItem(turn.priority, self.time_fn(), turn, topic)
-        if topic:
-            self._by_topic[topic] = item
-        self._classes[turn.priority].append(item)
-        self._size += 1
-        if turn.events:
-            log.info("queued", extra={"event": turn.events[0].id, "priority": turn.priority, "queue": self._size})
-        while self._size > self.settings.max_queue:
-            # the full queue drops the oldest item of the lowest class; paid and operator items are never dropped
-            victim = next((q for q in reversed(self._classes[QUESTION:]) if q), None)
-            if victim is None:
-                break
-            self._forget(victim.popleft())
-            self.dropped += 1
-
-    def _forget(self, item: QueueItem) -> None:
-        self._size -= 1
-        if item.topic and self._by_topic.get(item.topic) is item:
-            del self._by_topic[item.topic]
-
-    def __len__(self) -> int:
-        return self._size + sum(1 for b in self._batches.values() if b)
-
     def _restore(self) -> None:
-        assert self.store is not None
-        pending = self.store.unanswered()
-        for event in pending:
-            if event.kind in (EventKind.GIFT, EventKind.MEMBERSHIP):
-                self._batches.setdefault(event.kind, []).append(event)
-                self._batch_started.setdefault(event.kind, float("-inf"))
-            else:
-                self._push(Turn("answer", PAID, [event]))
+        if self.state is None:
+            return
         if self.moderator is not None:
-            for who in self.store.bans():
+            for who in self.state.bans():
                 self.moderator.ban(who)
+        pending = self.state.pending(limit=self.queue.max_paid)
+        self._paid_overflow = len(pending) == self.queue.max_paid
+        for event in pending:
+            self._take(event)
         if pending:
             log.info("restored unanswered paid messages", extra={"count": len(pending)})
 
-    # ------------------------------------------------------------------ moderation and operator actions
-    def _moderate(self, event: ChatEvent) -> None:
-        """Platform moderation: a deleted message, a banned/timed-out user or a cleared chat leaves the queue."""
+    def _refill_paid(self) -> None:
+        """Load paid messages that waited only in the ledger once half the room is free."""
+        if not self._paid_overflow or self.state is None or self.queue.paid_room < self.queue.max_paid // 2:
+            return
+        events = self.state.pending(limit=self.queue.paid_room, exclude=self._paid_live)
+        self._paid_overflow = len(events) == self.queue.paid_room
+        for event in events:
+            self._take(event)
+
+    # ------------------------------------------------------------------ choosing
+    def next_item(self) -> QueueItem | None:
+        """The next turn to say, or None."""
+        self.ingest()
+        now = self.time_fn()
+        for turn in self.thanks.due(now):
+            self.queue.push(turn, now)
+        item = self.queue.pop(now)
+        self._refill_paid()
+        return item
+
+    def _viewer_waiting(self) -> bool:
+        self.ingest()
+        due = self.thanks.next_due()
+        return self.queue.waiting(IDLE) or (due is not None and due <= self.time_fn())
+
+    def _quiet_for(self) -> float:
+        return self.time_fn() - self.quiet_since
+
+    async def _say_turns(self) -> None:
+        while True:
+            item = None if self.paused else self.next_item()
+            if item is not None:
+                await self._play(item.turn)
+            elif not self.paused and self._quiet_for() >= self.idle_after_s:
+                await self._play_idle()
+            else:
+                await self._sleep_until_something_is_due()
+
+    def wake(self) -> None:
+        """Look again at what is due (after the time source moved, in tests on virtual time)."""
+        self._wake.set()
+
+    async def _sleep_until_something_is_due(self) -> None:
+        now = self.time_fn()
+        deadlines = [self.quiet_since + self.idle_after_s] if not self.paused else []
+        due = self.thanks.next_due()
+        if due is not None:
+            deadlines.append(due)
+        timeout = max(0.01, min(deadlines) - now) if deadlines else None
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+        except asyncio.TimeoutError:
+            pass
+
+    # ------------------------------------------------------------------ saying a turn
+    async def _play_idle(self) -> None:
+        text, key = self.idle.next_line() if self.idle is not None else ("", "")
+        await self._play(Turn("idle", IDLE, text=text), key)
+
+    async def _play(self, turn: Turn, idle_key: str = "") -> None:
+        self._current, self._yielded = turn, False
+        if turn.kind == "answer":
+            self.memory.asked(turn.id, "\n".join(quote_viewer(e.user.name, e.text) for e in turn.events))
+        elif turn.kind == "deflect":
+            self.memory.asked(turn.id, WITHHELD)
+        log.info("turn started", extra={"turn": turn.id, "kind": turn.kind, "answers": turn.answers,
+                                        "askers": len(turn.events) + turn.others})
+        segments: list[Segment] = []
+        reply = Reply(turn.id, self._sentences(turn), turn.answers, _SOURCE.get(turn.kind, turn.kind), turn.priority,
+                      paced=turn.kind == "idle")
+        task = self._turn_task = asyncio.create_task(self.speaker.push(reply, segments))
+        try:
+            await asyncio.wait({task})
+        finally:
+            if not task.done():  # the director itself is stopping: book what was heard so far
+                task.cancel()
+                self._after(turn, heard_of(segments), True, idle_key)
+            self._turn_task = None
+        if task.cancelled():
+            await _settled(segments)  # the interrupt's fade report, so memory knows how far it got
+        elif task.exception() is not None:
+            log.error("turn failed; the stream continues", extra={"turn": turn.id}, exc_info=task.exception())
+        self._after(turn, heard_of(segments), task.cancelled(), idle_key)
+
+    async def _sentences(self, turn: Turn) -> AsyncGenerator[str, None]:
+        first = True
+        reply = self.persona.reply(turn)
+        if turn.kind in ("answer", "deflect") and self.fillers:
+            reply = self._thinking_aloud(reply)
+        async with aclosing(self.output_filter.filter_stream(reply)) as stream:
+            async for sentence in stream:
+                if turn.kind == "idle" and not first and self._viewer_waiting():
+                    self._yielded = True
+                    log.info("idle talk yields to a waiting viewer", extra={"turn": turn.id})
+                    return
+                first = False
+                yield sentence
+
+    async def _thinking_aloud(self, sentences: AsyncGenerator[str, None]) -> AsyncGenerator[str, None]:
+        """While a model is slow to start an answer, say a short filler, so the stream never goes quiet."""
+        first = asyncio.ensure_future(anext(sentences))
+        try:
+            done, _ = await asyncio.wait({first}, timeout=self.filler_after_s)
+            if not done:
+                yield random.choice(self.fillers)
+            try:
+                yield await first
+            except StopAsyncIteration:
+                return
+            async for s in sentences:
+                yield s
+        finally:
+            if not first.done():
+                first.cancel()
+                await asyncio.gather(first, return_exceptions=True)
+            await sentences.aclose()
+
+    def _on_playback(self, ev: PlaybackEvent) -> None:
+        """A sentence left the clock: the paid messages of its turn are answered (heard) from now on."""
+        turn = self._current
+        if ev.kind == "start" and turn is not None and ev.utterance.turn == turn.id:
+            self._close_paid(turn.events, "answered")
+
+    def _after(self, turn: Turn, heard: Heard, interrupted: bool, idle_key: str) -> None:
+        if self._current is not turn:
+            return  # booked already
+        self._current = None
+        for line in heard.lines:
+            self.memory.heard(turn.id, line.text, line.completed, line.fraction)
+        if idle_key and self.idle is not None:
+            self.idle.heard(idle_key, bool(heard) and not self._yielded and all(x.completed for x in heard.lines))
+        if turn.kind in ("answer", "deflect"):  # after the reply, so "returning" means an earlier turn
+            for e in turn.events:
+                self.memory.record_viewer(e)
+        if not heard and any((e.platform, e.id) in self._paid_live for e in turn.events):
+            self._not_heard(turn, interrupted)
+        self.quiet_since = self.time_fn()
+
+    def _not_heard(self, turn: Turn, interrupted: bool) -> None:
+        """Nothing of a paid reply reached the audience: try again later, or give up and tell the operator."""
+        if not interrupted and self.state is not None:
+            attempts = max(self.state.attempt(e) for e in turn.events if e.paid)
+            if attempts >= self.settings.max_attempts:
+                log.error("paid message could not be answered; shown to the operator as failed",
+                          extra={"turn": turn.id, "answers": turn.answers, "attempts": attempts})
+                self._close_paid(turn.events, "failed", "nothing of the reply could be said")
+                return
+            log.warning("nothing of a paid reply was heard; it will be tried again",
+                        extra={"turn": turn.id, "answers": turn.answers, "attempts": attempts})
+        self.queue.push(turn, self.time_fn())
+
+    def _close_paid(self, events: list[ChatEvent], state: str, reason: str = "") -> None:
+        live = [e for e in events if (e.platform, e.id) in self._paid_live or (e.paid and state == "rejected")]
+        if not live:
+            return
+        self._paid_live.difference_update((e.platform, e.id) for e in live)
+        if self.state is not None:
+            self.state.close_paid(live, state, reason)
+
+    # ------------------------------------------------------------------ moderation and operator commands
+    def _platform_moderation(self, event: ChatEvent) -> None:
+        """A deleted message, a banned/timed-out user or a cleared chat leaves the queue."""
         if event.action == "delete_message" and event.target:
             removed = self.remove(lambda e: e.msg_id == event.target and e.platform == event.platform)
         elif event.action == "clear_user" and event.target:
             removed = self.remove(lambda e: e.user.id == event.target and e.platform == event.platform)
         elif event.action == "clear_chat":  # paid items stay: money was spent, and a targeted delete removes one
-            removed = self.remove(lambda e: e.platform == event.platform and not e.kind.is_paid)
+            removed = self.remove(lambda e: e.platform == event.platform and not e.paid)
         else:
             return
         log.info("moderation applied", extra={"event": event.id, "action": event.action, "removed": removed})
 
-    def remove(self, match: Callable[[ChatEvent], bool]) -> int:
-        """Drop queued and batched events that ``match``; returns how many were removed."""
-        removed = 0
-        for q in self._classes:
-            kept: collections.deque[QueueItem] = collections.deque()
-            for item in q:
-                left = [e for e in item.events if not match(e)]
-                removed += len(item.events) - len(left)
-                if left or not item.events:
-                    item.turn.events[:] = left
-                    kept.append(item)
-                else:
-                    self._forget(item)
-            q.clear()
-            q.extend(kept)
-        for kind, events in self._batches.items():
-            left = [e for e in events if not match(e)]
-            removed += len(events) - len(left)
-            self._batches[kind] = left
-            if not left:
-                self._batch_started.pop(kind, None)
-        return removed
+    def remove(self, match: Callable[[ChatEvent], bool], reason: str = "removed by moderation") -> int:
+        """Drop queued and batched events that ``match``; paid ones are closed as skipped. Returns the count."""
+        removed = self.queue.remove(match) + self.thanks.remove(match)
+        waiting = [e for e, _ in self._intake if match(e)]
+        if waiting:
+            self._intake = collections.deque(x for x in self._intake if not match(x[0]))
+            self._paid_live.update((e.platform, e.id) for e in waiting if e.paid)
+            removed += waiting
+        self._close_paid(removed, "skipped", reason)
+        return len(removed)
 
     def ban(self, user_id: str, platform: str | None = None) -> int:
         """Ban a viewer (on one platform, or by id everywhere) and drop what they have queued."""
         who = f"{platform}:{user_id}" if platform else user_id
         if self.moderator is not None:
             self.moderator.ban(who)
-        if self.store is not None:
-            self.store.add_ban(who)
-        return self.remove(lambda e: e.user.id == user_id and (platform is None or e.platform == platform))
+        if self.state is not None:
+            self.state.add_ban(who)
+        return self.remove(lambda e: e.user.id == user_id and (platform is None or e.platform == platform),
+                           "viewer banned by the operator")
 
     def unban(self, user_id: str, platform: str | None = None) -> None:
         who = f"{platform}:{user_id}" if platform else user_id
         if self.moderator is not None:
             self.moderator.unban(who)
-        if self.store is not None:
-            self.store.remove_ban(who)
+        if self.state is not None:
+            self.state.remove_ban(who)
 
     def delete(self, event_id: str) -> int:
-        removed = self.remove(lambda e: e.id == event_id)
-        if removed and self.store is not None:
-            self.store.mark_answered([event_id])
-        return removed
+        return self.remove(lambda e: e.id == event_id, "deleted by the operator")
+
+    def clear(self) -> int:
+        """Drop everything queued but operator lines and paid messages."""
+        return self.remove(lambda e: not e.paid, "queue cleared by the operator")
 
     def approve(self, event_id: str) -> bool:
         event = self.moderator.approve(event_id) if self.moderator else None
@@ -258,156 +403,18 @@ class Director:
             self._accept(event)
         return event is not None
 
-    def queue_view(self) -> list[dict[str, Any]]:
-        out = []
-        for q in self._classes:
-            for item in q:
-                out.append({"priority": item.priority, "kind": item.kind, "text": item.turn.text,
-                            "events": [{"id": e.id, "user": e.user.name, "text": e.text, "kind": e.kind.value}
-                                       for e in item.events]})
-        held = list(self.moderator.held.values()) if self.moderator else []
-        return out + [{"priority": -1, "kind": "held", "events": [{"id": e.id, "user": e.user.name, "text": e.text,
-                                                                    "kind": e.kind.value}]} for e in held]
+    def reject(self, event_id: str) -> bool:
+        return self.moderator is not None and self.moderator.reject(event_id) is not None
 
-    # ------------------------------------------------------------------ choosing
-    def _flush_batches(self) -> None:
-        now = self.time_fn()
-        for kind, events in list(self._batches.items()):
-            if events and now - self._batch_started[kind] >= self.settings.thanks_batch_s:
-                value = sum(e.amount.common for e in events if e.amount is not None)
-                paid = kind is EventKind.MEMBERSHIP or (kind is EventKind.GIFT and value >= self.settings.paid_threshold_cny)
-                prio = PAID if paid else DANMAKU
-                self._push(Turn("thanks", prio, list(events)))
-                self._batches[kind] = []
-                del self._batch_started[kind]
+    def say_now(self, text: str) -> None:
+        self.queue.push(Turn("operator", OPERATOR, text=text), self.time_fn())
+        self._wake.set()
 
-    def next_item(self) -> QueueItem | None:
-        self._flush_batches()
-        now = self.time_fn()
-        for q in self._classes:
-            while q:
-                item = q.popleft()
-                self._forget(item)
-                if item.priority >= QUESTION and item.kind in ("answer", "deflect") \
-                        and now - item.created > self.settings.danmaku_ttl_s:
-                    self.expired += 1
-                    continue
-                return item
-        return None
-
-    # ------------------------------------------------------------------ the loop
-    async def run(self) -> None:
-        try:
-            while True:
-                item = None if self.paused else self.next_item()
-                if item is not None:
-                    await self._play(item.turn)
-                    continue
-                if not self.paused and self.time_fn() - self.quiet_since >= self.idle_after_s:
-                    await self._play_idle()
-                    continue
-                self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=0.2)
-                except asyncio.TimeoutError:
-                    pass
-        finally:
-            if self._turn_task is not None:
-                self._turn_task.cancel()
-
-    async def _play_idle(self) -> None:
-        if self.idle is not None:
-            text, key = self.idle.next_line()
-        else:
-            text, key = "", ""
-        await self._play(Turn("idle", IDLE, text=text), key)
-
-    async def _play(self, turn: Turn, idle_key: str = "") -> None:
-        number = self.speaker.new_turn()
-        spoken = _Spoken(turn, idle_key)
-        self._current = spoken
-        self._by_number[number] = spoken
-        while len(self._by_number) > 64:
-            self._by_number.popitem(last=False)
-        if turn.kind in ("answer", "deflect"):
-            self.memory.asked(turn.id, "\n".join(quote_viewer(e.user.name, e.text) for e in turn.events))
-        answers = turn.events[0].id if turn.events else None
-        log.info("turn started", extra={"turn": turn.id, "kind": turn.kind, "answers": answers, "number": number,
-                                        "askers": len(turn.events)})
-        utt = Utterance(turn.text or (turn.events[0].text if turn.events else ""), turn.priority, answers,
-                        source={"answer": "chat", "deflect": "chat"}.get(turn.kind, turn.kind))
-        task = asyncio.create_task(self._speak(utt, turn, number))
-        self._turn_task = task
-        try:
-            await asyncio.wait({task})
-        finally:
-            if not task.done():
-                task.cancel()
-            self._turn_task = None
-            self._current = None
-        if turn.kind in ("answer", "deflect"):  # after the reply, so "returning" means an earlier turn
-            for e in turn.events:
-                self.memory.record_viewer(e)
-        self.quiet_since = self.time_fn()
-
-    async def _speak(self, utt: Utterance, turn: Turn, number: int) -> None:
-        try:
-            await self.speaker.speak(utt, self._sentences(turn, number), number)
-            await self.speaker.wait_played(number)
-        except asyncio.CancelledError:
-            log.info("turn interrupted", extra={"turn": turn.id, "number": number})
-            raise
-        except Exception:
-            log.exception("turn failed; the stream continues", extra={"turn": turn.id})
-            return
-        self._answered(turn)
-
-    async def _sentences(self, turn: Turn, number: int) -> AsyncGenerator[str, None]:
-        first = True
-        async with aclosing(self.output_filter.filter_stream(self.persona.reply(turn))) as stream:
-            async for sentence in stream:
-                if turn.kind == "idle" and not first:
-                    # idle talk yields to viewers: before each further sentence, let the last one
-                    # nearly finish, and stop if anyone is now waiting
-                    await self.speaker.wait_played(number, tail_s=0.3)
-                    if self._waiting():
-                        log.info("idle talk yields to a waiting viewer", extra={"turn": turn.id})
-                        return
-                first = False
-                yield sentence
-
-    def _waiting(self) -> bool:
-        now = self.time_fn()
-        return any(self._classes[p] for p in range(IDLE)) or any(
-            events and now - self._batch_started.get(kind, now) >= self.settings.thanks_batch_s
-            for kind, events in self._batches.items())
-
-    def _answered(self, turn: Turn) -> None:
-        if self.store is not None:
-            paid = [e.id for e in turn.events if e.kind.is_paid]
-            if paid:
-                self.store.mark_answered(paid)
-
-    def on_playback(self, number: int, text: str, kind: str, completed: bool, fraction: float) -> None:
-        """The clock's report (forwarded to the loop): a sentence started or ended, and how much was heard."""
-        spoken = self._by_number.get(number)
-        if spoken is None or kind != "end":
-            return
-        self.memory.heard(spoken.turn.id, text, completed, fraction)
-        if spoken.idle_key and self.idle is not None:
-            spoken.completed.append(completed)
-            self.idle.heard(spoken.idle_key, completed)
-
-    # ------------------------------------------------------------------ commands
     async def interrupt(self) -> int:
-        """Cancel the reply in flight and silence the clock; returns the fade tick. An interrupted paid
-        reply counts as answered: the operator chose to cut it."""
-        current = self._current
+        """Cancel the reply in flight and silence the clock; returns the tick where the audio faded."""
         if self._turn_task is not None:
             self._turn_task.cancel()
         tick = await self.speaker.interrupt()
-        if current is not None:
-            self._answered(current.turn)
         self.quiet_since = self.time_fn()
         return tick
 
@@ -423,3 +430,38 @@ class Director:
     def set_persona(self, persona: Persona) -> None:
         """Takes effect at the next turn; the one being spoken finishes with the old persona."""
         self.persona = persona
+
+    # ------------------------------------------------------------------ what the operator sees
+    @property
+    def now(self) -> Turn | None:
+        """The turn being said."""
+        return self._current
+
+    def queue_view(self) -> list[dict[str, Any]]:
+        """Everything that waits, in the order it would be said, then what is held for approval."""
+        held = list(self.moderator.held.values()) if self.moderator else []
+        return [*(self.queue.describe(i) for i in self.queue.items()), *self.thanks.view(),
+                *({"class": "held", "priority": -1, "kind": "held", "text": "", "others": 0,
+                   "events": [{"id": e.id, "platform": e.platform, "user": e.user.name, "user_id": e.user.id,
+                               "text": e.text, "kind": e.kind.value, "value_cny": e.value}]} for e in held)]
+
+    def stats(self) -> dict[str, Any]:
+        by_class = collections.Counter(i["class"] for i in self.queue_view())
+        ledger = self.state.counts() if self.state is not None else {}
+        return {"queued": len(self.queue) + len(self.thanks), "held": by_class.pop("held", 0),
+                "by_class": dict(by_class), "paid_pending": ledger.get("pending", 0),
+                "paid_failed": ledger.get("failed", 0), "intake": len(self._intake), "expired": self.queue.expired,
+                "dropped": self.queue.dropped + self.intake_dropped, "merged": self.queue.merged,
+                "deflected": self.deflected}
+
+    def failed(self) -> list[dict[str, Any]]:
+        return self.state.failed() if self.state is not None else []
+
+
+async def _settled(segments: list[Segment], timeout: float = 2.0) -> None:
+    """Wait (bounded) until the clock reported how far each segment got."""
+    pending = [asyncio.ensure_future(reported(s.ended)) for s in segments if not s.ended.done()]
+    if pending:
+        _, late = await asyncio.wait(pending, timeout=timeout)
+        for f in late:
+            f.cancel()

@@ -68,10 +68,13 @@ class IdleScheduler:
         return _format(lines[self.cursor % len(lines)], self.values()), f"script:{self.cursor}"
 
     def heard(self, key: str, completed: bool) -> None:
+        """A line was said; only one heard to the end counts (an interrupted one comes again)."""
         kind, _, index = key.partition(":")
+        if not completed:
+            return
         if kind == "announcement":
             self.announcements[int(index)].last_at = self.time_fn()
-        elif kind == "script" and completed and int(index) == self.cursor:
+        elif kind == "script" and int(index) == self.cursor:
             self.cursor += 1
 
 

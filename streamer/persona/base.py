@@ -20,13 +20,18 @@ class Turn:
     events: list[ChatEvent] = field(default_factory=list)
     text: str = ""
     """The line itself for idle and operator turns."""
-    topic: str = ""
-    """What merged questions share (an FAQ topic or the normalised text)."""
+    others: int = 0
+    """Viewers who asked the same beyond those in ``events`` (merged askers are capped)."""
     id: str = field(default_factory=lambda: f"turn{next(_turn_ids)}")
 
     @property
     def names(self) -> list[str]:
         return list(dict.fromkeys(e.user.name for e in self.events))
+
+    @property
+    def answers(self) -> str | None:
+        """Id of the chat event this turn answers (the first asker's), if any."""
+        return self.events[0].id if self.events else None
 
 
 class Persona(Protocol):
@@ -34,4 +39,12 @@ class Persona(Protocol):
 
     def reply(self, turn: Turn) -> AsyncGenerator[str, None]:
         """The reply, sentence by sentence, as soon as each one is complete."""
+        ...
+
+    def topic(self, text: str) -> str | None:
+        """What a viewer message asks about (an FAQ topic), so repeated questions merge; None if unknown."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the persona's resources (an HTTP client)."""
         ...

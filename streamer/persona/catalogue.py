@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -56,19 +56,16 @@ class Catalogue:
     products: list[Product]
     currency_word: str
     current: int = 0
-    _by_id: dict[str, Product] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self._by_id = {p.id: p for p in self.products}
 
     @property
     def product(self) -> Product:
         return self.products[self.current]
 
     def select(self, product_id: str) -> Product:
-        if product_id not in self._by_id:
-            raise KeyError(f"no product {product_id!r}; known: {', '.join(self._by_id)}")
-        self.current = self.products.index(self._by_id[product_id])
+        ids = [p.id for p in self.products]
+        if product_id not in ids:
+            raise KeyError(f"no product {product_id!r}; known: {', '.join(ids)}")
+        self.current = ids.index(product_id)
         return self.product
 
 

@@ -1,28 +1,18 @@
-"""Building personas, the output filter and idle content from the config (one place, no if/elif chains
-spread over the app)."""
+"""Building personas and the output filter from the config."""
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from streamer.config import ConfigError, Settings
-from streamer.idle import Announcement, IdleScheduler
+from streamer.config import Settings, read_toml
 from streamer.persona.catalogue import Catalogue
 from streamer.persona.llm import LLMPersona, instructions
 from streamer.persona.memory import Memory
 from streamer.persona.profile import PersonaProfile, load_profile
 from streamer.persona.scripted import ScriptedPersona
 from streamer.safety import OutputFilter
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +42,7 @@ class Cast:
                           base_url=p.base_url or os.environ.get("OPENAI_BASE_URL", ""), model=p.model,
                           api_key=os.environ.get(p.api_key_env, ""), first_token_timeout_s=p.first_token_timeout_s,
                           stall_timeout_s=p.stall_timeout_s, retries=p.retries, max_tokens=p.max_tokens,
+                          answer_deadline_s=p.answer_deadline_s, sentence_deadline_s=p.sentence_deadline_s,
                           paraphrase_idle=p.paraphrase_idle)
 
 
@@ -72,10 +63,7 @@ def build_output_filter(settings: Settings, cast: Cast) -> OutputFilter:
     if settings.safety.terms_file:
         path = settings.resolve(settings.safety.terms_file)
         if path.is_file():
-            try:
-                data = tomllib.loads(path.read_text(encoding="utf-8"))
-            except tomllib.TOMLDecodeError as e:
-                raise ConfigError(f"{path}: not valid TOML: {e}") from None
+            data = read_toml(path, "safety terms file")
             rewrite.update({str(k): str(v) for k, v in (data.get("rewrite") or {}).items()})
             drop.extend(str(t) for t in data.get("drop") or [])
         else:
@@ -86,22 +74,3 @@ def build_output_filter(settings: Settings, cast: Cast) -> OutputFilter:
     secrets = [os.environ.get(settings.persona.api_key_env, ""), settings.persona.base_url,
                os.environ.get("OPENAI_BASE_URL", ""), *(os.environ.get(k, "") for k in SECRET_ENV)]
     return OutputFilter(rewrites=rewrite, dropped_terms=drop, protected=protected, secrets=[s for s in secrets if s])
-
-
-def build_idle(settings: Settings, catalogue: Catalogue) -> IdleScheduler:
-    announcements = []
-    for a in settings.announcement:
-        until = None
-        if a.until:
-            try:
-                until = dt.datetime.fromisoformat(a.until)
-            except ValueError:
-                raise ConfigError(f"{settings.source_file}: announcement.until: not an ISO time ({a.until!r})") from None
-            if until.tzinfo is None:
-                until = until.astimezone()
-        announcements.append(Announcement(a.text, a.every_s, until))
-    return IdleScheduler(catalogue, settings.persona.name, announcements)
-
-
-def state_path(settings: Settings) -> Path:
-    return Path(settings.director.state_db).expanduser()

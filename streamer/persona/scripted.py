@@ -127,6 +127,9 @@ class ScriptedPersona:
             answer = MERGED.format(names=_join_names(turn.names), answer=self._fill(body) if body else answer)
         return answer
 
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
     async def reply(self, turn: Turn) -> AsyncGenerator[str, None]:
         """The reply sentence by sentence (the LLM persona streams real tokens the same way)."""
         for sentence in split_text(self.text_for(turn)):

@@ -68,7 +68,7 @@ class SinkWorker:
         self._thread = threading.Thread(target=self._run, name=f"sink-{self.sink.name}", daemon=True)
         self._thread.start()
 
-    def offer(self, tick: Tick) -> None:
+    def push(self, tick: Tick) -> None:
         """Non-blocking: when full, the oldest queued tick is dropped."""
         if self.failed:
             return
