@@ -47,6 +47,7 @@ def _port_in_use(host: str, port: int) -> str | None:
     if port == 0:
         return None
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: TIME_WAIT is not "in use"
         try:
             s.bind((host, port))
         except OSError as e:
