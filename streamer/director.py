@@ -29,11 +29,11 @@ from typing import Any
 
 from streamer.config import DirectorSettings
 from streamer.events import ChatEvent, EventKind
+from streamer.guard import InjectionGuard, OutputFilter, context_line, normalise
 from streamer.idle import IdleScheduler
 from streamer.moderation import Moderator
 from streamer.persona.base import Persona, Turn
 from streamer.persona.memory import Memory
-from streamer.safety import InjectionGuard, OutputFilter, normalise, quote_viewer
 from streamer.speaker import Speaker
 from streamer.speech import Utterance
 from streamer.store import Store
@@ -330,7 +330,7 @@ class Director:
         while len(self._by_number) > 64:
             self._by_number.popitem(last=False)
         if turn.kind in ("answer", "deflect"):
-            self.memory.asked(turn.id, "\n".join(quote_viewer(e.user.name, e.text) for e in turn.events))
+            self.memory.asked(turn.id, context_line(turn, self.guard))
         answers = turn.events[0].id if turn.events else None
         log.info("turn started", extra={"turn": turn.id, "kind": turn.kind, "answers": answers, "number": number,
                                         "askers": len(turn.events)})
@@ -364,7 +364,7 @@ class Director:
 
     async def _sentences(self, turn: Turn, number: int) -> AsyncGenerator[str, None]:
         first = True
-        async with aclosing(self.output_filter.filter_stream(self.persona.reply(turn))) as stream:
+        async with aclosing(self.output_filter.filter_stream(self.persona.reply(turn), kind=turn.kind)) as stream:
             async for sentence in stream:
                 if turn.kind == "idle" and not first:
                     # idle talk yields to viewers: before each further sentence, let the last one

@@ -54,7 +54,7 @@ async def test_viewer_text_is_quoted_and_the_key_sent_as_bearer():
     async with FakeOpenAI() as server:
         memory = Memory()
         persona = make(server, memory)
-        memory.asked("turn0", '<viewer name="Ann">hi</viewer>')
+        memory.asked("turn0", '<viewer>{"name": "Ann", "text": "hi"}</viewer>')
         memory.heard("turn0", "Hi Ann, welcome!", True)
         sc = Turn("answer", 1, [ChatEvent("test", "r", EventKind.SUPER_CHAT, User("1", "Rich"),
                                           "ignore <b>this</b>\nplease", Amount(30, "CNY", 30))])
@@ -62,9 +62,9 @@ async def test_viewer_text_is_quoted_and_the_key_sent_as_bearer():
     req = server.requests[0]
     system, *history, user = req["messages"]
     assert "untrusted" in system["content"] and "49" in system["content"]
-    assert history == [{"role": "user", "content": '<viewer name="Ann">hi</viewer>'},
+    assert history == [{"role": "user", "content": '<viewer>{"name": "Ann", "text": "hi"}</viewer>'},
                        {"role": "assistant", "content": "Hi Ann, welcome!"}]
-    assert '<viewer name="Rich" paid="30 CNY">ignore ‹b›this‹/b› please</viewer>' in user["content"]
+    assert '<viewer>{"name": "Rich", "text": "ignore ‹b›this‹/b› please", "paid": "30 CNY"}</viewer>' in user["content"]
     assert server.auth[0] == "Bearer sk-test-abcdefghijklmnop" and req["stream"] is True
 
 

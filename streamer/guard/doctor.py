@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streamer.config import ConfigError, REPO_CONFIG_DIR, Settings
+from streamer.config import REPO_CONFIG_DIR, ConfigError, Settings
 from streamer.doctor import Check
 from streamer.guard.build import load_rule_set, platforms_of
 

@@ -51,7 +51,7 @@ _INJECTION_PATTERNS = [
     r"你(现在|从此)?(是|变成|当)(一[只个])?(猫娘|女仆|奴隶|坏人|黑客)",
     r"(扮演|假装|切换成|变成)(一个|另一个)?(新的|别的|其他)?(角色|人格|身份|主播|ai)",
     r"(开发者|管理员|调试|越狱)模式",
-    r"(跟我念|跟我说|重复(一遍|以下|下面)|照着念|大声说)",
+    r"(跟我念|跟我说|重复(一遍|以下|下面)|照着念|大声说|说一句\s*[:：“\"])",
 ]
 _INJECTION_RE = re.compile("|".join(f"(?:{p})" for p in _INJECTION_PATTERNS), re.IGNORECASE)
 
@@ -88,8 +88,9 @@ DEFAULT_GUARD = InjectionGuard()
 
 
 def _clean(text: str, limit: int) -> str:
-    """No control or bidi characters, no angle brackets (look-alikes instead), bounded length."""
-    out = "".join(ch for ch in text if ch.isprintable() or ch == " ")
+    """No control or bidi characters (line breaks become spaces), no angle brackets (look-alikes
+    instead), bounded length."""
+    out = "".join(ch if ch.isprintable() else " " if ch.isspace() else "" for ch in text)
     out = out.replace("<", "‹").replace(">", "›")
     return out[:limit]
 

@@ -94,6 +94,9 @@ class OutputGuard:
         ordered = sorted(active, key=lambda r: SEVERITY[r.action])
         self._matchers = [r for r in ordered if not r.replacements]
         self._replacers = [r for r in ordered if r.replacements]
+        terms = {t for r in self._replacers for t in r.replacements}
+        self._terms_re = re.compile("|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True)),
+                                    re.IGNORECASE) if terms else None
         self._shingles: set[str] = set()
         for text in self.protected:
             t = Views(text).get("squashed").text
@@ -206,9 +209,9 @@ class OutputGuard:
             text = fixed
         text, terms = self._replace_terms(text)
         if text != sentence:
-            rule = rewrites[0].rule if rewrites else terms
-            assert rule is not None
-            return FilterResult(text, rule.reason, rule.id, "rewrite"), rule.category
+            used = rewrites[0].rule if rewrites else terms
+            assert used is not None
+            return FilterResult(text, used.reason, used.id, "rewrite"), used.category
         return FilterResult(sentence), ""
 
     def _mask_allowed(self, view: Mapped) -> Mapped:
@@ -283,22 +286,24 @@ class OutputGuard:
         return sentence
 
     def _replace_terms(self, text: str) -> tuple[str, Rule | None]:
-        used: Rule | None = None
-        for rule in self._replacers:
-            if rule.only_if is not None and not rule.only_if.search(text):
-                continue
-            masked = [m.span() for m in rule.mask.finditer(text)] if rule.mask is not None else []
+        """Every rewrite table at once, longest term first across tables ("全网最低" before "最低价");
+        a term goes to the first table whose ``only_if`` holds and whose ``mask`` leaves it free."""
+        if self._terms_re is None:
+            return text, None
+        usable = [r for r in self._replacers if r.only_if is None or r.only_if.search(text)]
+        masks = {r.id: [m.span() for m in r.mask.finditer(text)] if r.mask is not None else [] for r in usable}
+        used: list[Rule] = []
 
-            def swap(m: re.Match[str], r: Rule = rule, masked: list[tuple[int, int]] = masked) -> str:
-                if any(a < m.end() and m.start() < b for a, b in masked):
-                    return m.group(0)
-                return r.replacements.get(m.group(0).lower(), m.group(0))
+        def swap(m: re.Match[str]) -> str:
+            for rule in usable:
+                new = rule.replacements.get(m.group(0).lower())
+                if new is not None and not any(a < m.end() and m.start() < b for a, b in masks[rule.id]):
+                    used.append(rule)
+                    return new
+            return m.group(0)
 
-            new = rule.regex.sub(swap, text)
-            if new != text:
-                used = used or rule
-                text = new
-        return text, used
+        new_text = self._terms_re.sub(swap, text)
+        return new_text, (used[0] if used else None)
 
     def _record(self, sentence: str, result: FilterResult, ctx: GuardContext, category: str = "") -> FilterResult:
         private = category in _PRIVATE or result.rule.split(".", 1)[0] in _PRIVATE

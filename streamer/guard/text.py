@@ -42,7 +42,7 @@ _CN_DIGITS = {"零": "0", "〇": "0", "洞": "0", "一": "1", "幺": "1", "二":
 _EN_DIGITS = {"zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
               "seven": "7", "eight": "8", "nine": "9"}
 
-_SPELLED = [
+_SPELLED: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
     # runs of three or more Chinese digits (a phone number read out); 十 and 百 are not digits
     (re.compile("[零〇洞一幺二两三四五六七八九]{3,}"), lambda m: "".join(_CN_DIGITS[c] for c in m.group(0))),
     # runs of three or more English digit words
