@@ -161,16 +161,24 @@ class OutputGuard:
         """A reply, sentence by sentence, as it streams; judged with the tail of what came before."""
         ctx = context or GuardContext(kind=kind)
         said = ""
+        dropped: FilterResult | None = None
         async with aclosing(sentences) as stream:
             async for s in stream:
                 if kind == "operator" and not self.check_operator:
                     yield s
                     continue
-                r = self._judge(s, said, ctx)
+                if dropped is not None and _continues(s):
+                    # "Golden Dragon Tea Co." | "sells expired stock.": the sentence splitter cut one
+                    # sentence in two; the rest of a dropped sentence goes with it
+                    r = self._record(s, FilterResult(None, f"continues a dropped sentence ({dropped.reason})",
+                                                     dropped.rule, "drop"), ctx, dropped.rule.split(".", 1)[0])
+                else:
+                    r = self._judge(s, said, ctx)
                 said = (said + " " + s)[-self.window_chars:] if said else s[-self.window_chars:]
                 if r.action == "stop":
                     log.warning("rest of the reply suppressed", extra={"rule": r.rule, "reason": r.reason})
                     return
+                dropped = r if r.text is None else None
                 if r.text:
                     yield r.text
 
@@ -321,6 +329,12 @@ class OutputGuard:
         self._recent.append({"time": round(time.time(), 3), "rule": result.rule, "action": result.action,
                              "reason": result.reason, "excerpt": excerpt, "kind": ctx.kind})
         return result
+
+
+def _continues(sentence: str) -> bool:
+    """Whether a sentence is the second half of one the splitter cut (it starts in lower case)."""
+    head = sentence.lstrip(" \"'“‘(")
+    return bool(head) and head[0].isascii() and head[0].islower()
 
 
 def rule_matches(rule: Rule, text: str) -> bool:
