@@ -1,6 +1,7 @@
 """Guard rules as data: TOML files, one per language and per platform, validated at start.
 
-A rules file holds ``[macros]`` (named regex pieces, written ``{NAME}`` in patterns) and
+A rules file holds ``[macros]`` (named regex pieces, written ``{NAME}`` in patterns; a list of
+words is one too, matched as a prefix tree) and
 ``[[rule]]`` tables. Each rule has an ``id``, a ``category``, an ``action`` (``stop``: drop the
 sentence and the rest of the reply; ``drop``: drop the sentence; ``rewrite``: change it) and a
 ``reason``, and exactly one matcher:
@@ -76,7 +77,7 @@ class _RuleIn(BaseModel):
 
 class _FileIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    macros: dict[str, str] = {}
+    macros: dict[str, str | list[str]] = {}
     rule: list[_RuleIn] = []
 
 
@@ -139,7 +140,9 @@ def read_rules(path: Path, into: RuleSet | None = None) -> RuleSet:
         parsed = _FileIn.model_validate(data)
     except ValidationError as e:
         raise ConfigError(f"{path}: {_describe(e, data)}") from None
-    rules.macros.update(parsed.macros)
+    for name, value in parsed.macros.items():
+        # a list of words is a macro too: one prefix tree, which a regex engine scans much faster
+        rules.macros[name] = value if isinstance(value, str) else _trie(w.lower() for w in value if w)
     known = {r.id for r in rules.rules}
     for item in parsed.rule:
         if item.id in known:
@@ -201,7 +204,8 @@ def compile_rule(item: _RuleIn, source: str, macros: Mapping[str, str]) -> Rule:
         source_re = "|".join(f"(?:{pinyin_regex(w, where)})" for w in item.homophones)
     else:
         source_re = expand(item.pattern, macros, where)
-    flags = 0 if view in ("raw", "cased") and not item.replace else re.IGNORECASE
+    # every view but raw and cased is lower case already: matching it case-blind only costs time
+    flags = re.IGNORECASE if view == "raw" else 0
     regex = _compile(source_re, flags, f"{where}: {'pattern' if item.pattern else 'terms'}")
     mask = _compile(expand(item.mask, macros, where), flags, f"{where}: mask") if item.mask else None
     drop_if = _compile(expand(item.drop_if, macros, where), flags, f"{where}: drop_if") if item.drop_if else None
@@ -228,17 +232,38 @@ def expand(pattern: str, macros: Mapping[str, str], where: str) -> str:
 
 
 def words_regex(words: Iterable[str]) -> str:
-    """Literal terms, normalised like the text; a term that starts or ends with a letter or digit
-    only matches at a word edge there ("ass" is not found in "class")."""
+    """Literal terms, normalised like the text, as one prefix tree (a regex engine tries a long
+    alternation branch by branch at every position; a tree settles on the first letter). A term that
+    starts or ends with a letter or digit only matches at a word edge there ("ass" is not in "class")."""
+    normalised = {Views(w.strip()).get("spoken").text for w in words if w.strip()}
+    groups: dict[tuple[bool, bool], list[str]] = {}
+    for w in normalised:
+        groups.setdefault((bool(re.match(r"[a-z0-9]", w)), bool(re.search(r"[a-z0-9]$", w))), []).append(w)
     parts = []
-    for w in sorted({Views(w.strip()).get("spoken").text for w in words if w.strip()}, key=len, reverse=True):
-        piece = re.escape(w)
-        if re.match(r"[a-z0-9]", w):
-            piece = r"(?<![a-z0-9])" + piece
-        if re.search(r"[a-z0-9]$", w):
-            piece += r"(?![a-z0-9])"
-        parts.append(piece)
+    for (start, end), ws in sorted(groups.items()):
+        parts.append((r"(?<![a-z0-9])" if start else "") + f"(?:{_trie(ws)})" + (r"(?![a-z0-9])" if end else ""))
     return "|".join(parts)
+
+
+def _trie(words: Iterable[str]) -> str:
+    tree: dict[str, dict] = {}
+    for w in words:
+        node = tree
+        for ch in w:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+    return _trie_regex(tree)
+
+
+def _trie_regex(node: dict[str, dict]) -> str:
+    ends = "" in node
+    branches = [re.escape(ch) + _trie_regex(child) for ch, child in sorted(node.items()) if ch]
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    if ends:  # a shorter word ends here: the longer ones are tried first, then nothing
+        return f"(?:{body})?" if len(branches) == 1 else body[:-1] + "|)"
+    return body
 
 
 def pinyin_regex(word: str, where: str) -> str:

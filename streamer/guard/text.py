@@ -124,11 +124,17 @@ def _fold(ch: str) -> str:
 
 
 _SPACES = re.compile(r"\s+")
+_ODD_SPACES = re.compile(r"\s{2,}|[^\S ]")
+_FOLDED = re.compile("[" + re.escape("".join(chr(c) if isinstance(c, int) else c for c in _CONFUSABLES))
+                     + "".join(chr(c) for c in _INVISIBLE) + "]")
 
 
 def cased(text: str) -> Mapped:
-    m = Mapped.of(text).map_chars(_fold)
-    return m.sub(_SPACES, " ")
+    m = Mapped.of(text)
+    # most sentences are already NFKC with nothing to fold: skip the per-character pass
+    if not (unicodedata.is_normalized("NFKC", text) and not _FOLDED.search(text)):
+        m = m.map_chars(_fold)
+    return m.sub(_ODD_SPACES, " ")
 
 
 def normalise(text: str) -> str:
@@ -157,13 +163,19 @@ def syllable(ch: str) -> str:
 
 def pinyin(spoken_view: Mapped) -> Mapped:
     """Chinese characters as space-separated syllables; everything else kept."""
+    if not _HAN.search(spoken_view.text):
+        return spoken_view
+
     def one(ch: str) -> str:
         if "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff":
             syl = syllable(ch)
             return f" {syl} " if syl else ch
         return ch
 
-    return spoken_view.map_chars(one).sub(_SPACES, " ")
+    return spoken_view.map_chars(one).sub(_ODD_SPACES, " ")
+
+
+_HAN = re.compile(f"[{CJK}]")
 
 
 _NOT_ALNUM = re.compile(r"[^0-9a-z" + CJK + "]+")
@@ -179,8 +191,8 @@ class Views:
     def __init__(self, text: str, mask: Callable[[Mapped], Mapped] | None = None) -> None:
         self.raw = Mapped.of(text)
         self.cased = cased(text)
-        lower = Mapped(self.cased.text.lower(), self.cased.src) if self.cased.text.isascii() \
-            else self.cased.map_chars(str.lower)
+        low = self.cased.text.lower()
+        lower = Mapped(low, self.cased.src) if len(low) == len(self.cased.text) else self.cased.map_chars(str.lower)
         self.text = mask(lower) if mask is not None else lower
         self._cache: dict[str, Mapped] = {}
 
