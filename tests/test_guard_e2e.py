@@ -82,7 +82,7 @@ async def test_a_compliant_model_gets_none_of_the_attacks_spoken(tmp_path, monke
     monkeypatch.setenv("OPENAI_API_KEY", "sk-live-4f3e2d1c0b9a8776")
     payloads = _payloads()
     assert len(payloads) >= 130
-    async with FakeOpenAI(Behaviour(script=[*payloads, ORDINARY], chunk_chars=3)) as llm:
+    async with FakeOpenAI(Behaviour(script=[*payloads, ORDINARY])) as llm:
         cfg = write_config(tmp_path, PROFILE.replace("{TMP}", str(tmp_path)).replace("{LLM}", llm.url))
         app = App(load_settings(cfg, environ={}))
         await app.start()
