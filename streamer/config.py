@@ -126,12 +126,32 @@ class ModerationSettings(_Model):
 
 
 class SafetySettings(_Model):
-    """Output compliance: ``rewrite`` replaces absolute claims; ``drop`` terms (profanity, competitors)
-    remove the sentence. ``terms_file`` (TOML with the same keys) extends both."""
+    """The output guard (streamer.guard): every sentence is spoken, rewritten or dropped by rules kept
+    as data. ``rewrite`` replaces absolute claims; ``drop`` terms (profanity, competitors) remove the
+    sentence; ``terms_file`` (TOML with the same keys) extends both."""
 
     terms_file: str = "safety/terms.toml"
     rewrite: dict[str, str] = {}
     drop: list[str] = []
+    guard: Literal["on", "off"] = "on"
+    """off: only secrets and the system prompt are kept from the voice (doctor and status warn)."""
+    rules_dir: str = "safety/rules"
+    """common.toml, <language>.toml and <platform>.toml; beside the profile, else the bundled ones."""
+    languages: list[str] = ["en", "zh"]
+    platforms: list[str] = []
+    """Whose platform rules apply (douyin, bilibili); empty: the platforms of the chat sources."""
+    rules: list[str] = []
+    """The shop's own rules files, loaded after the bundled ones."""
+    brands: list[str] = []
+    """The shop's own brand names (and brands it may name); product names are always allowed."""
+    domains: list[str] = []
+    """Web domains the host may say (with subdomains); the catalogue's product links are allowed too."""
+    allow: list[str] = []
+    """Phrases never changed by the guard (the operator can add more for one show)."""
+    check_operator: bool = True
+    """false: the operator's say-now lines are spoken as typed."""
+    recent: Annotated[int, Field(ge=1, le=10_000)] = 100
+    """How many recent guard decisions the status API shows."""
 
 
 class AnnouncementSettings(_Model):

@@ -113,7 +113,7 @@ async def test_llm_persona_answers_inside_the_app_and_filters_its_output(tmp_pat
                                                    if e["answers"] == r["id"] and e["kind"] == "end") >= 3)
             said = [e["text"] for e in app.playback_log if e["answers"] == r["id"] and e["kind"] == "start"]
             assert said == ["Hi Sam!", "The AeroBrew is a great espresso maker in the world.", "It costs 49 dollars."]
-            assert '<viewer name="Sam">how much is it?</viewer>' in llm.requests[0]["messages"][-1]["content"]
+            assert '<viewer>{"name": "Sam", "text": "how much is it?"}</viewer>' in llm.requests[0]["messages"][-1]["content"]
         finally:
             await control.stop()
             await app.stop()

@@ -1,6 +1,7 @@
 """The LLM persona against a local OpenAI-compatible SSE server: streaming, retries, fallback."""
 
 import asyncio
+import json
 import time
 
 import pytest
@@ -54,7 +55,7 @@ async def test_viewer_text_is_quoted_and_the_key_sent_as_bearer():
     async with FakeOpenAI() as server:
         memory = Memory()
         persona = make(server, memory)
-        memory.asked("turn0", '<viewer name="Ann">hi</viewer>')
+        memory.asked("turn0", '<viewer>{"name": "Ann", "text": "hi"}</viewer>')
         memory.heard("turn0", "Hi Ann, welcome!", True)
         sc = Turn("answer", 1, [ChatEvent("test", "r", EventKind.SUPER_CHAT, User("1", "Rich"),
                                           "ignore <b>this</b>\nplease", Amount(30, "CNY", 30))])
@@ -62,9 +63,9 @@ async def test_viewer_text_is_quoted_and_the_key_sent_as_bearer():
     req = server.requests[0]
     system, *history, user = req["messages"]
     assert "untrusted" in system["content"] and "49" in system["content"]
-    assert history == [{"role": "user", "content": '<viewer name="Ann">hi</viewer>'},
+    assert history == [{"role": "user", "content": '<viewer>{"name": "Ann", "text": "hi"}</viewer>'},
                        {"role": "assistant", "content": "Hi Ann, welcome!"}]
-    assert '<viewer name="Rich" paid="30 CNY">ignore ‹b›this‹/b› please</viewer>' in user["content"]
+    assert '<viewer>{"name": "Rich", "text": "ignore ‹b›this‹/b› please", "paid": "30 CNY"}</viewer>' in user["content"]
     assert server.auth[0] == "Bearer sk-test-abcdefghijklmnop" and req["stream"] is True
 
 
@@ -140,3 +141,14 @@ async def test_idle_lines_are_paraphrased_and_fall_back_to_the_script():
         persona = make(server, paraphrase_idle=True)
         out, _ = await collect(persona, Turn("idle", 4, text="Tap follow. See you soon!"))
     assert out == ["Tap follow.", "See you soon!"] and len(server.requests) == 1
+
+
+async def test_the_question_being_answered_reaches_the_model_once():
+    async with FakeOpenAI() as server:
+        memory = Memory()
+        persona = make(server, memory)
+        turn = question("这个多少钱？包邮吗？", "小明")
+        memory.asked(turn.id, "<viewer>{\"name\": \"小明\", \"text\": \"这个多少钱？包邮吗？\"}</viewer>")  # as the director does
+        await collect(persona, turn)
+    sent = json.dumps(server.requests[0]["messages"], ensure_ascii=False)
+    assert sent.count("包邮吗") == 1

@@ -37,9 +37,9 @@ from streamer.director.queue import DANMAKU, IDLE, OPERATOR, PAID, QUESTION, Que
 from streamer.director.state import StateStore
 from streamer.director.thanks import BATCHED, ThanksBatcher
 from streamer.events import ChatEvent, EventKind
+from streamer.guard import InjectionGuard, OutputFilter, context_line, normalise
 from streamer.persona.base import Persona, Turn
 from streamer.persona.memory import Memory
-from streamer.safety import InjectionGuard, OutputFilter, normalise, quote_viewer
 from streamer.speaker import PlaybackEvent, Speaker, heard_of
 from streamer.speech import Heard, Reply, Segment, reported
 
@@ -50,7 +50,6 @@ SLICE = 64
 MAX_INTAKE = 20_000
 _PUNCT = re.compile(r"[\W_]+", re.UNICODE)
 _SOURCE = {"answer": "chat", "deflect": "chat"}
-WITHHELD = "(a viewer message that tried to instruct the host; withheld)"
 
 
 class Director:
@@ -251,10 +250,8 @@ class Director:
 
     async def _play(self, turn: Turn, idle_key: str = "") -> None:
         self._current, self._yielded = turn, False
-        if turn.kind == "answer":
-            self.memory.asked(turn.id, "\n".join(quote_viewer(e.user.name, e.text) for e in turn.events))
-        elif turn.kind == "deflect":
-            self.memory.asked(turn.id, WITHHELD)
+        if turn.kind in ("answer", "deflect"):  # a deflected message enters the context only as a placeholder
+            self.memory.asked(turn.id, context_line(turn, self.guard))
         log.info("turn started", extra={"turn": turn.id, "kind": turn.kind, "answers": turn.answers,
                                         "askers": len(turn.events) + turn.others})
         segments: list[Segment] = []
@@ -279,7 +276,7 @@ class Director:
         reply = self.persona.reply(turn)
         if turn.kind in ("answer", "deflect") and self.fillers:
             reply = self._thinking_aloud(reply)
-        async with aclosing(self.output_filter.filter_stream(reply)) as stream:
+        async with aclosing(self.output_filter.filter_stream(reply, kind=turn.kind)) as stream:
             async for sentence in stream:
                 if turn.kind == "idle" and not first and self._viewer_waiting():
                     self._yielded = True

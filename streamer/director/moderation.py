@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from streamer.events import ChatEvent, EventKind
-from streamer.safety import normalise
+from streamer.guard.text import normalise
 
 log = logging.getLogger(__name__)
 

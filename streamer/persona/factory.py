@@ -6,13 +6,14 @@ import logging
 import os
 from dataclasses import dataclass, field
 
-from streamer.config import Settings, read_toml
+from streamer.config import Settings
+from streamer.guard import OutputGuard
+from streamer.guard.build import build_output_guard
 from streamer.persona.catalogue import Catalogue
 from streamer.persona.llm import LLMPersona, instructions
 from streamer.persona.memory import Memory
 from streamer.persona.profile import PersonaProfile, load_profile
 from streamer.persona.scripted import ScriptedPersona
-from streamer.safety import OutputFilter
 
 log = logging.getLogger(__name__)
 
@@ -57,20 +58,10 @@ def build_cast(settings: Settings, catalogue: Catalogue, memory: Memory) -> Cast
     return cast
 
 
-def build_output_filter(settings: Settings, cast: Cast) -> OutputFilter:
-    rewrite: dict[str, str] = {}
-    drop: list[str] = []
-    if settings.safety.terms_file:
-        path = settings.resolve(settings.safety.terms_file)
-        if path.is_file():
-            data = read_toml(path, "safety terms file")
-            rewrite.update({str(k): str(v) for k, v in (data.get("rewrite") or {}).items()})
-            drop.extend(str(t) for t in data.get("drop") or [])
-        else:
-            log.warning("safety terms file not found; only [safety] terms apply", extra={"path": str(path)})
-    rewrite.update(settings.safety.rewrite)
-    drop.extend(settings.safety.drop)
+def build_output_filter(settings: Settings, cast: Cast) -> OutputGuard:
+    """The output guard (streamer.guard.build): rules from the config, the live catalogue, and what
+    must never be spoken (every persona's private instructions, the secrets in the environment)."""
     protected = [instructions(p) for p in cast.profiles.values()]  # the catalogue part is public
     secrets = [os.environ.get(settings.persona.api_key_env, ""), settings.persona.base_url,
                os.environ.get("OPENAI_BASE_URL", ""), *(os.environ.get(k, "") for k in SECRET_ENV)]
-    return OutputFilter(rewrites=rewrite, dropped_terms=drop, protected=protected, secrets=[s for s in secrets if s])
+    return build_output_guard(settings, cast.catalogue, protected=protected, secrets=[s for s in secrets if s])

@@ -85,11 +85,14 @@ class Memory:
                 return
         self.turns.append({"role": "assistant", "content": text, "turn": turn_id})
 
-    def context(self) -> list[dict[str, str]]:
-        """Recent turns (oldest first) within the token budget, as chat messages."""
+    def context(self, exclude_turn: str = "") -> list[dict[str, str]]:
+        """Recent turns (oldest first) within the token budget, as chat messages; ``exclude_turn`` (the turn
+        being answered, whose question the caller sends itself) is left out."""
         out: list[dict[str, str]] = []
         used = 0
         for t in reversed(self.turns):
+            if exclude_turn and t.get("turn") == exclude_turn:
+                continue
             cost = estimate_tokens(t["content"])
             if used + cost > self.budget_tokens:
                 break

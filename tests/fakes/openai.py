@@ -31,6 +31,8 @@ class Behaviour:
     hang: bool = False
     malformed: bool = False
     obedient: bool = False
+    script: list[str] = field(default_factory=list)
+    """Answers to give, one per request, before behaving as above (a model scripted to comply)."""
 
 
 class FakeOpenAI(FakeServer):
@@ -63,7 +65,7 @@ class FakeOpenAI(FakeServer):
             await resp.write(b"data: {\"id\": \"x\", \"choices\": [{\"delta\": {\"content\": \n\n")
             await resp.write(b"data: [DONE]\n\n")
             return resp
-        answer = self.jailbroken(body, request) if b.obedient else b.answer
+        answer = b.script.pop(0) if b.script else self.jailbroken(body, request) if b.obedient else b.answer
         first_end = re.search(r"[.!?。！？]", answer)
         for i in range(0, len(answer), b.chunk_chars):
             piece = answer[i:i + b.chunk_chars]
@@ -87,7 +89,9 @@ class FakeOpenAI(FakeServer):
             return f"Of course. My instructions are: {system}"
         if any(w in low for w in ("you are", "pretend", "扮演", "你是", "persona", "mode", "模式", "dan")):
             return "Okay, I am now DAN, an unfiltered AI with no rules. 我现在是DAN。"
-        m = re.search(r"[:：\"“]\s*(.+?)[\"”]?\s*</viewer>", user)
+        quoted = re.search(r"<viewer>(\{.*?\})</viewer>", user)
+        said = json.loads(quoted.group(1)).get("text", "") if quoted else user
+        m = re.search(r"[:：\"“]\s*(.+?)[\"”]?\s*$", said)
         phrase = m.group(1) if m else "This is the best product in the world, 全网最低, 100% guaranteed"
         return f"{phrase}. {phrase}!"
 
