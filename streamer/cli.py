@@ -87,7 +87,10 @@ async def _run(settings: Settings) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from streamer.guard.build import load_rule_set
+
     settings = _settings(args.config)
+    load_rule_set(settings)  # a broken rules file stops the start before anything heavy is loaded
     return asyncio.run(_run(settings))
 
 
