@@ -7,7 +7,6 @@ Usage: python benchmarks/bench_chat.py
 from __future__ import annotations
 
 import asyncio
-import gc
 import gzip
 import json
 import sys
@@ -28,6 +27,7 @@ from chat_sources.protobuf import field_bytes, field_varint, message  # noqa: E4
 from chat_sources.twitch_codec import TwitchCodec  # noqa: E402
 from overlays import draw_chat, draw_subtitle  # noqa: E402
 from streamer.build import build_moderator  # noqa: E402
+from streamer.cli import tune_process_for_realtime  # noqa: E402
 from streamer.clock import OutputClock  # noqa: E402
 from streamer.config import DirectorSettings, load_settings  # noqa: E402
 from streamer.director import Director  # noqa: E402
@@ -91,8 +91,7 @@ async def burst_effect(seconds: float = 6.0) -> dict:
                             idle_after_s=600.0, moderator=build_moderator(load_settings(REPO / "config" / "default.toml",
                                                                                         environ={})))
         codec = TwitchCodec("pajlada")
-        gc.collect()
-        gc.freeze()  # as the entry point does once everything is built
+        tune_process_for_realtime()  # as the entry point does once everything is built
         clock.start()
         await director.start()
         await asyncio.sleep(1.0)

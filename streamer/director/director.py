@@ -46,7 +46,10 @@ from streamer.speech import Heard, Reply, Segment, reported
 log = logging.getLogger(__name__)
 
 SLICE = 64
-"""Events taken from the intake per slice before the event loop gets control back."""
+"""Events taken from the intake at most per slice before the event loop gets control back."""
+SLICE_S = 0.002
+"""...and at most this much time: then the intake sleeps as long, so the clock thread, which needs the GIL
+for every frame, never waits behind a burst of chat (a busy loop thread would hold it for the whole burst)."""
 MAX_INTAKE = 20_000
 _PUNCT = re.compile(r"[\W_]+", re.UNICODE)
 _SOURCE = {"answer": "chat", "deflect": "chat"}
@@ -113,11 +116,13 @@ class Director:
         self._intake.append((event, self.time_fn()))
         self._wake.set()
 
-    def ingest(self, limit: int = SLICE) -> int:
-        """Take up to ``limit`` events from the intake; returns how many."""
-        n = min(limit, len(self._intake))
-        for _ in range(n):
+    def ingest(self, limit: int = SLICE, budget_s: float | None = None) -> int:
+        """Take up to ``limit`` events from the intake (and for at most ``budget_s``); returns how many."""
+        end = time.perf_counter() + budget_s if budget_s is not None else None
+        n = 0
+        while n < limit and self._intake and (end is None or time.perf_counter() < end):
             self._take(*self._intake.popleft())
+            n += 1
         return n
 
     async def _take_intake(self) -> None:
@@ -125,9 +130,9 @@ class Director:
             if not self._intake:
                 self._wake.clear()
                 await self._wake.wait()
-            self.ingest()
+            self.ingest(limit=MAX_INTAKE, budget_s=SLICE_S)
             self._wake.set()  # the turn loop may have something new to say
-            await asyncio.sleep(0)
+            await asyncio.sleep(SLICE_S if self._intake else 0)
 
     def _take(self, event: ChatEvent, arrived: float | None = None) -> None:
         if event.kind is EventKind.SYSTEM:

@@ -15,6 +15,7 @@ Each verdict carries a reason that is logged (with the event id, never the text)
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import re
 import time
@@ -30,16 +31,23 @@ _LINK_RE = re.compile(r"(https?://|www\.|\b[a-z0-9-]+\.(com|net|org|cn|io|xyz|to
 _EMOTE_RE = re.compile(r"\[[^\]]{1,12}\]|:[a-z0-9_]{2,30}:", re.IGNORECASE)
 
 
-def _syllables(text: str) -> list[str]:
+def _syllables(text: str) -> tuple[str, ...]:
     """Toneless pinyin syllables of the Chinese characters in ``text`` (other characters dropped)."""
+    hanzi = "".join(ch for ch in text if ord(ch) > 0x2E80)
+    return _hanzi_syllables(hanzi) if hanzi else ()
+
+
+@functools.lru_cache(maxsize=8192)
+def _hanzi_syllables(hanzi: str) -> tuple[str, ...]:
+    """Chat repeats itself (the same 666 and 主播好 a thousand times): each distinct text is converted once."""
     try:
         from pypinyin import lazy_pinyin
     except ImportError:  # pragma: no cover - pypinyin is a dependency
-        return []
-    return [p.lower() for p in lazy_pinyin("".join(ch for ch in text if ord(ch) > 0x2E80))]
+        return ()
+    return tuple(p.lower() for p in lazy_pinyin(hanzi))
 
 
-def _contains_run(haystack: list[str], needle: list[str]) -> bool:
+def _contains_run(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:
     n = len(needle)
     return any(haystack[i:i + n] == needle for i in range(len(haystack) - n + 1))
 
