@@ -61,3 +61,55 @@ def trim_silence(pcm: np.ndarray, rate: int, threshold_db: float = -50.0, keep_s
     keep = int(keep_s * rate)
     out = pcm[max(0, loud[0] - keep): loud[-1] + 1]
     return np.concatenate([out, np.zeros(int(tail_s * rate), dtype=np.float32)])
+
+
+class StreamResampler:
+    """Polyphase resampling of a stream that arrives in chunks, sample-identical to :func:`resample`
+    on the whole signal (up to float rounding).
+
+    Each block is resampled with ``pad`` input samples of context on both sides, so the filter never
+    sees a chunk edge; output is held back by ``pad`` input samples until the right context arrived.
+    Block edges and ``pad`` are multiples of ``down``, where input positions map to whole output samples.
+    """
+
+    def __init__(self, src_rate: int, dst_rate: int) -> None:
+        g = gcd(src_rate, dst_rate)
+        self.up, self.down = dst_rate // g, src_rate // g
+        self.identity = src_rate == dst_rate
+        self.pad = self.down * -(-max(64, 12 * max(self.up, self.down) // self.up) // self.down)
+        self._buf = np.zeros(self.pad, dtype=np.float32)  # leading zeros: what resample_poly assumes
+        self._base = -self.pad  # absolute input index of _buf[0]
+        self._done = 0  # next input index whose output is still owed
+        self._total = 0
+
+    def push(self, pcm: np.ndarray) -> np.ndarray:
+        pcm = np.asarray(pcm, dtype=np.float32)
+        if self.identity:
+            return pcm
+        self._buf = np.concatenate([self._buf, pcm])
+        self._total += pcm.size
+        end = (self._total - self.pad) // self.down * self.down
+        return self._emit(end) if end > self._done else np.zeros(0, dtype=np.float32)
+
+    def flush(self) -> np.ndarray:
+        """The rest of the stream (the input ends with zeros, as for a whole-signal resample)."""
+        if self.identity:
+            return np.zeros(0, dtype=np.float32)
+        owed = -(-self._total * self.up // self.down) - self._done * self.up // self.down
+        end = -(-self._total // self.down) * self.down
+        self._buf = np.concatenate([self._buf, np.zeros(end - self._total + self.pad, dtype=np.float32)])
+        out = self._emit(end) if end > self._done else np.zeros(0, dtype=np.float32)
+        return out[:max(0, owed)]
+
+    def _emit(self, end: int) -> np.ndarray:
+        s = self._done
+        seg = self._buf[s - self.pad - self._base: end + self.pad - self._base]
+        y = resample_poly(seg, self.up, self.down).astype(np.float32)
+        lead = self.pad * self.up // self.down
+        out = y[lead: lead + (end - s) * self.up // self.down]
+        self._done = end
+        drop = self._done - self.pad - self._base  # keep only the left context the next block needs
+        if drop > 0:
+            self._buf = self._buf[drop:]
+            self._base += drop
+        return out
