@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import wave
 from math import gcd
+from typing import Any
 
 import numpy as np
 from scipy.signal import resample_poly
@@ -113,3 +114,68 @@ class StreamResampler:
             self._buf = self._buf[drop:]
             self._base += drop
         return out
+
+
+class Mp3Decoder:
+    """Incremental MP3 decoding (PyAV): bytes in as they arrive, mono float32 out."""
+
+    def __init__(self) -> None:
+        import av
+
+        self._ctx: Any = av.CodecContext.create("mp3", "r")
+        self.rate = 0
+
+    def decode(self, data: bytes) -> np.ndarray:
+        out = []
+        for packet in self._ctx.parse(data):
+            out.extend(self._frames(packet))
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+
+    def flush(self) -> np.ndarray:
+        out = []
+        for packet in self._ctx.parse(b""):
+            out.extend(self._frames(packet))
+        out.extend(self._frames(None))
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+
+    def _frames(self, packet: Any) -> list[np.ndarray]:
+        import av
+
+        try:
+            frames = self._ctx.decode(packet)
+        except av.error.EOFError:
+            return []
+        except av.error.InvalidDataError as e:
+            raise ValueError(f"not MP3 audio: {e}") from None
+        out = []
+        for f in frames:
+            self.rate = f.sample_rate
+            arr = f.to_ndarray().astype(np.float32)
+            if f.format.name.startswith("s16"):
+                arr /= 32768.0
+            elif f.format.name.startswith("s32"):
+                arr /= 2147483648.0
+            arr = arr.reshape(len(f.layout.channels), -1).mean(axis=0) if arr.ndim > 1 or f.format.is_planar \
+                else arr.reshape(-1, len(f.layout.channels)).mean(axis=1)
+            out.append(arr)
+        return out
+
+
+def encode_mp3(pcm: np.ndarray, rate: int, bitrate: int = 48000) -> bytes:
+    """Mono float32 to a constant-bitrate MP3 stream (what edge-tts sends), for tests and tools."""
+    import av
+
+    ctx: Any = av.CodecContext.create("libmp3lame", "w")
+    ctx.sample_rate, ctx.layout, ctx.format, ctx.bit_rate = rate, "mono", "s16p", bitrate
+    ctx.open()
+    data = float_to_int16(pcm)
+    out = bytearray()
+    step = ctx.frame_size or 1152
+    for i in range(0, data.size, step):
+        frame = av.AudioFrame.from_ndarray(data[None, i:i + step], format="s16p", layout="mono")
+        frame.sample_rate = rate
+        for p in ctx.encode(frame):
+            out += bytes(p)
+    for p in ctx.encode(None):
+        out += bytes(p)
+    return bytes(out)
