@@ -79,6 +79,7 @@ class EdgeTTS(TTS):
                                       boundary="WordBoundary", connect_timeout=self.connect_timeout_s,
                                       receive_timeout=self.receive_timeout_s)
         decoder = Mp3Decoder()
+        last_word = ""
         try:
             async for message in comm.stream():
                 if message["type"] == "audio":
@@ -86,6 +87,7 @@ class EdgeTTS(TTS):
                     if pcm.size:
                         yield pcm, decoder.rate, []
                 elif message["type"] == "WordBoundary":
+                    last_word = message["text"]
                     start = message["offset"] / TICKS
                     yield (np.zeros(0, dtype=np.float32), decoder.rate or 24000,
                            [WordBoundary(message["text"], start, start + message["duration"] / TICKS)])
@@ -94,3 +96,12 @@ class EdgeTTS(TTS):
         tail = decoder.flush()
         if tail.size:
             yield tail, decoder.rate, []
+        if last_word and _ended_early(text, last_word):
+            raise TTSError(f"edge-tts stream ended after {last_word!r}, before the end of the sentence")
+
+
+def _ended_early(text: str, last_word: str) -> bool:
+    """The service closed the socket without ``turn.end`` (edge-tts then just stops): the last word it
+    timed lies well before the end of the text."""
+    at = text.rfind(last_word)
+    return 0 <= at and at + len(last_word) < 0.7 * len(text.rstrip())
