@@ -96,7 +96,7 @@ async def test_operator_controls_queue_ban_approval_product_and_persona(tmp_path
             assert r.status == 404
             assert (await (await http.post(f"{base}/persona", json={"name": "小乔"})).json())["persona"] == "小乔"
             status = await (await http.get(f"{base}/status")).json()
-            assert status["persona"] == "小乔" and "cmn-latn-pinyin" in app.tts.describe()
+            assert status["persona"] == "小乔" and "espeak-ng (cmn+f3)" in app.tts.describe()
     finally:
         await control.stop()
         await app.stop()
