@@ -42,9 +42,9 @@ def engine_names(settings: Settings, profile: PersonaProfile | None, language: s
     if profile is not None and profile.voice.engines:
         return list(profile.voice.engines)
     if v.chain:
-        return list(v.chain)
+        return [str(name) for name in v.chain]
     if v.engine != "auto":
-        return [v.engine] + ([] if v.engine == "espeak" else ["espeak"])
+        return [str(v.engine)] + ([] if v.engine == "espeak" else ["espeak"])
     return list(AUTO[language])
 
 
@@ -90,15 +90,18 @@ def build_engines(settings: Settings, profile: PersonaProfile | None = None,
     v = settings.voice
     cache = SynthesisCache(v.cache_dir and settings.resolve(v.cache_dir), v.cache_mb) if v.cache else None
     engines: list[TTS] = []
+    last_resort: list[TTS] = []  # espeak-ng for the other language: after every natural voice
     problems: list[str] = []
     for name in dict.fromkeys(engine_names(settings, profile, lang)):
-        for options in engine_options(settings, profile, name, lang, cache):
+        for i, options in enumerate(engine_options(settings, profile, name, lang, cache)):
             try:
-                engines.append(create_engine(name, settings.stream.sample_rate, **options))
+                engine = create_engine(name, settings.stream.sample_rate, **options)
             except TTSError as e:
                 problems.append(f"{name}: {e}")
                 log.warning("voice engine unavailable; left out of the chain", extra={"engine": name, "reason": str(e)})
-    return engines, problems
+                continue
+            (last_resort if i else engines).append(engine)
+    return engines + last_resort, problems
 
 
 def build_voice(settings: Settings, profile: PersonaProfile | None = None, language: str | None = None) -> VoiceChain:

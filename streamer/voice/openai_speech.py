@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from typing import Any
 
 import numpy as np
 
@@ -51,7 +52,7 @@ class OpenAISpeech(TTS):
     async def _stream_native(self, text: str) -> AsyncIterator[tuple[np.ndarray, int, list[WordBoundary]]]:
         client = self._openai.AsyncOpenAI(base_url=self.base_url or None, api_key=self.api_key or "not-needed",
                                           max_retries=0, timeout=self.timeout_s)
-        extra = {"instructions": self.instructions} if self.instructions else {}
+        extra: dict[str, Any] = {"instructions": self.instructions} if self.instructions else {}
         pcm = PcmStream(RATE)
         try:
             async with client.audio.speech.with_streaming_response.create(

@@ -22,6 +22,7 @@ import re
 import uuid
 import wave
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import unescape
 
@@ -175,9 +176,7 @@ class FakeGPTSoVITS(FakeServer):
         for key in ("text_lang", "prompt_lang"):
             if str(req[key]).lower() not in self.languages:
                 return web.json_response({"message": f"{key}: {req[key]} is not supported in version v2"}, status=400)
-        import os
-
-        if not os.path.isfile(str(req["ref_audio_path"])):
+        if not await asyncio.to_thread(Path(str(req["ref_audio_path"])).is_file):
             return web.json_response({"message": "tts failed", "Exception": f"{req['ref_audio_path']} not found"},
                                      status=400)
         pcm, rate, _ = await asyncio.to_thread(self.voice, str(req["text"]))
