@@ -101,8 +101,13 @@ class VoiceChain(TTS):
     # ------------------------------------------------------------------ streams
     async def stream(self, text: str) -> AsyncIterator[SpeechChunk]:
         self._sentence_engines = {}
+        t0, audio = time.perf_counter(), 0
         async for chunk in self._stream_sentence(text):
+            if audio == 0:
+                self.first_chunk_s = time.perf_counter() - t0
+            audio += chunk.pcm.size
             yield chunk
+        self._account(time.perf_counter() - t0, audio / self.output_rate)
         self._sentence_done()
 
     async def _stream_sentence(self, text: str) -> AsyncIterator[SpeechChunk]:

