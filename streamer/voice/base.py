@@ -161,6 +161,8 @@ class TTS:
     retries: ClassVar[int] = 1
     streams: ClassVar[bool] = False
     """True for engines that implement ``_stream_native`` (network voices)."""
+    remote: ClassVar[bool] = False
+    """A network voice: the chain gives up on it when its first audio is late (a local one is never late)."""
     probe_s: ClassVar[float] = 0.5
     """A stream is checked (speech, loudness) on its first ``probe_s`` seconds before anything is yielded."""
 

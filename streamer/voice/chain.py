@@ -4,7 +4,7 @@ Each sentence is normalised for its language, then spoken by the first engine th
 read it; a mixed sentence (a brand name in a Chinese line, a viewer called 小明 in an English one) is
 cut into runs by script when that engine cannot read every part, and each run goes to the first
 engine of its language. An engine that fails (an exception, no first audio within
-``first_chunk_timeout_s``, or audio that is silence or noise) is skipped for a cooldown that doubles
+``first_chunk_timeout_s`` for a network voice, or audio that is silence or noise) is skipped for a cooldown that doubles
 with each failure (``cooldown_s`` up to ``max_cooldown_s``), so a dead network voice costs one
 failure, not one per sentence; after the cooldown it is tried again. The cache of every engine is
 consulted first, even of one that is down: a product line edge-tts spoke yesterday is still its voice.
@@ -183,7 +183,7 @@ class VoiceChain(TTS):
     async def _attempt(self, state: EngineState, text: str) -> AsyncIterator[SpeechChunk]:
         stream = state.engine.stream(text)
         try:
-            timeout = self.first_chunk_timeout_s if state.engine.streams else None
+            timeout = self.first_chunk_timeout_s if state.engine.remote else None
             first = await asyncio.wait_for(stream.__anext__(), timeout)
             yield first
             async for chunk in stream:

@@ -26,6 +26,7 @@ MODES = ("zero_shot", "cross_lingual", "sft", "instruct2")
 class CosyVoice(TTS):
     name = "cosyvoice"
     streams = True
+    remote = True
 
     def __init__(self, output_rate: int, url: str = "http://127.0.0.1:50000", mode: str = "zero_shot",
                  reference_audio: str = "", reference_text: str = "", speaker: str = "中文女", instruct: str = "",

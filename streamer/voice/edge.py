@@ -43,6 +43,7 @@ def voice_languages(voice: str) -> tuple[str, ...]:
 class EdgeTTS(TTS):
     name = "edge"
     streams = True
+    remote = True
 
     def __init__(self, output_rate: int, edge_voice: str = "", language: str = "en", rate: str = "+0%",
                  pitch: str = "+0Hz", edge_volume: str = "+0%", url: str = "", connect_timeout_s: int = 5,

@@ -25,6 +25,7 @@ _LANGS = {"zh": "zh", "en": "en", "ja": "ja", "ko": "ko", "yue": "yue", "auto": 
 class GPTSoVITS(TTS):
     name = "gptsovits"
     streams = True
+    remote = True
 
     def __init__(self, output_rate: int, url: str = "http://127.0.0.1:9880", reference_audio: str = "",
                  reference_text: str = "", reference_language: str = "zh", text_language: str = "auto",

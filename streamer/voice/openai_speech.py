@@ -25,6 +25,7 @@ RATE = 24000
 class OpenAISpeech(TTS):
     name = "openai"
     streams = True
+    remote = True
 
     def __init__(self, output_rate: int, base_url: str = "", model: str = "gpt-4o-mini-tts", openai_voice: str = "nova",
                  api_key_env: str = "OPENAI_API_KEY", speed: float = 1.0, instructions: str = "",
