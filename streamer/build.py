@@ -24,7 +24,7 @@ from streamer.director.moderation import ModerationRules, Moderator
 from streamer.director.state import StateError, StateStore
 from streamer.persona.profile import PersonaProfile
 from streamer.sinks.base import Sink
-from streamer.voice.base import TTS, create_tts
+from streamer.voice.base import TTS
 
 log = logging.getLogger(__name__)
 

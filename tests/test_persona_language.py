@@ -16,7 +16,7 @@ from streamer.persona.profile import load_profile
 from streamer.persona.scripted import continue_sentence
 from streamer.persona.sentences import split_text
 from tests.conftest import REPO
-from tests.test_director_persona import Clock, FakeSpeaker
+from tests.fakes.stages import FakeSpeaker, VirtualClock
 
 CONFIG = REPO / "config"
 
@@ -87,12 +87,13 @@ def test_english_answer_after_a_name_is_not_capitalised():
 
 def test_persona_name_is_the_display_name_and_counts_as_a_mention(xiaoqiao):
     assert xiaoqiao.name == "小乔" and "Xiaoqiao" in xiaoqiao.names
-    d = Director(xiaoqiao, FakeSpeaker(), DirectorSettings(state_db=":memory:"), idle_after_s=8, time_fn=Clock())
+    d = Director(persona=xiaoqiao, speaker=FakeSpeaker(), settings=DirectorSettings(), idle_after_s=8,
+                 time_fn=VirtualClock())
     assert d._is_question(ev("小乔今天好漂亮"))
     assert not d._is_question(ev("今天天气不错"))
     joe = ScriptedPersona(load_catalogue(CONFIG / "products" / "demo.toml"), "Joe", seed=1)
-    assert Director(joe, FakeSpeaker(), DirectorSettings(state_db=":memory:"), 8, time_fn=Clock())._is_question(
-        ev("joe you rock"))
+    d = Director(persona=joe, speaker=FakeSpeaker(), settings=DirectorSettings(), idle_after_s=8, time_fn=VirtualClock())
+    assert d._is_question(ev("joe you rock"))
 
 
 def test_chinese_sentences_are_cut_shorter_and_at_chinese_punctuation():
