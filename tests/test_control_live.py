@@ -91,6 +91,8 @@ async def test_operator_controls_queue_ban_approval_product_and_persona(tmp_path
             assert await _wait_for(lambda: any(e["answers"] == r["id"] for e in app.playback_log))
             said = " ".join(e["text"] for e in app.playback_log if e["answers"] == r["id"])
             assert "39 dollars" in said  # the live price, changed while streaming
+            status = await (await http.get(f"{base}/status")).json()
+            assert status["voice_engine"] == "espeak-ng (en-us)"  # which voice of the chain spoke
 
             r = await http.post(f"{base}/persona", json={"name": "Nobody"})
             assert r.status == 404
