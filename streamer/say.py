@@ -15,6 +15,9 @@ from streamer.persona.sentences import split_text
 from streamer.sinks.base import Tick
 from streamer.sinks.recording import MP4Writer
 from streamer.speech import Segment, Utterance
+from streamer.voice.base import NothingToSay as NothingSpeakable
+from streamer.voice.factory import build_voice
+from streamer.voice.normalize import sentence_language
 
 log = logging.getLogger(__name__)
 
@@ -24,20 +27,26 @@ class NothingToSay(ValueError):
 
 
 def render_say(settings: Settings, text: str, out: Path, avatar: str | None = None, lead_s: float = 0.5,
-               tail_s: float = 0.5, subtitles: bool = True) -> dict[str, float]:
-    sentences = [s for s in split_text(text.strip()) if s.strip()]
+               tail_s: float = 0.5, subtitles: bool = True, language: str | None = None) -> dict[str, float]:
+    st = settings.stream
+    language = language or sentence_language(text, st.language)  # Chinese text gets a Mandarin voice
+    sentences = [s for s in split_text(text.strip(), language=language) if s.strip()]
     if not sentences:
         raise NothingToSay("nothing to say: the text is empty")
-    st = settings.stream
-    tts = build.build_tts(settings)
+    tts = build_voice(settings, language=language)
     try:
         renderer = build.build_renderer(settings, build.build_avatar(settings, override=avatar))
         clock = OutputClock(st.fps, st.sample_rate, renderer, [], [draw_subtitle] if subtitles else [])
         segments = []
         for sentence in sentences:
-            pcm = tts.synthesize_blocking(sentence)
+            try:
+                pcm = tts.synthesize_blocking(sentence)
+            except NothingSpeakable:  # an emoji-only sentence: nothing to hear, nothing to show
+                continue
             poses = [p for batch in renderer.analyze_stream(pcm, st.sample_rate) for p in batch]
             segments.append(Segment(Utterance(sentence, source="operator"), pcm, poses, clock.samples_per_frame))
+        if not segments:
+            raise NothingToSay("nothing to say: only emoji, links or punctuation")
         frames = sum(seg.total_frames for seg in segments)
         lead, tail = int(lead_s * st.fps), int(tail_s * st.fps)
         total = lead + frames + tail

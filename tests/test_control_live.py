@@ -91,12 +91,14 @@ async def test_operator_controls_queue_ban_approval_product_and_persona(tmp_path
             assert await _wait_for(lambda: any(e["answers"] == r["id"] for e in app.playback_log))
             said = " ".join(e["text"] for e in app.playback_log if e["answers"] == r["id"])
             assert "39 dollars" in said  # the live price, changed while streaming
+            status = await (await http.get(f"{base}/status")).json()
+            assert status["voice_engine"] == "espeak-ng (en-us)"  # which voice of the chain spoke
 
             r = await http.post(f"{base}/persona", json={"name": "Nobody"})
             assert r.status == 404
             assert (await (await http.post(f"{base}/persona", json={"name": "小乔"})).json())["persona"] == "小乔"
             status = await (await http.get(f"{base}/status")).json()
-            assert status["persona"] == "小乔" and "cmn-latn-pinyin" in app.tts.describe()
+            assert status["persona"] == "小乔" and "espeak-ng (cmn+f3)" in app.tts.describe()
     finally:
         await control.stop()
         await app.stop()

@@ -117,7 +117,7 @@ async def test_run_answers_chat_then_fills_silence_with_idle_talk(persona):
     try:
         d.push(ev(text="is shipping free?", name="Sam"))
         await speaker.until(lambda s: len(s.replies) == 1)
-        assert "Shipping is free" in " ".join(speaker.said[0])
+        assert "Sam, shipping is free" in " ".join(speaker.said[0])
         clock.t += 4  # quiet, but not yet for idle_after_s: nothing is said
         d.wake()
         clock.t += 4.5

@@ -36,7 +36,8 @@ class Cast:
             raise KeyError(f"no persona {name!r}; known: {', '.join(self.profiles)}")
         profile = self.profiles[name]
         p = self.settings.persona
-        scripted = ScriptedPersona(self.catalogue, profile.name, memory=self.memory, big_gift_cny=p.big_gift_cny)
+        scripted = ScriptedPersona(self.catalogue, profile.name, memory=self.memory, big_gift_cny=p.big_gift_cny,
+                                   language=profile.lang, aliases=profile.aliases)
         if p.kind == "scripted":
             return scripted
         return LLMPersona(profile, self.catalogue, self.memory, scripted,
@@ -53,7 +54,7 @@ def build_cast(settings: Settings, catalogue: Catalogue, memory: Memory) -> Cast
         profile = load_profile(settings.resolve(path))
         cast.profiles[profile.name] = profile
     if settings.persona.name not in cast.profiles:
-        cast.profiles[settings.persona.name] = PersonaProfile(settings.persona.name)
+        cast.profiles[settings.persona.name] = PersonaProfile(settings.persona.name, language=settings.stream.language)
     cast.active = settings.persona.name
     return cast
 

@@ -44,7 +44,7 @@ def instructions(profile: PersonaProfile) -> str:
     """The private part of the system prompt: who the host is and the rules. Never to be spoken."""
     rules = "\n".join(f"- {r}" for r in profile.rules)
     return (
-        f"You are {profile.name}, the host of a live stream selling products. Speak {profile.language}. "
+        f"You are {profile.name}, the host of a live stream selling products. Speak {profile.language_name}. "
         f"Style: {profile.style}\n"
         f"Answer in at most {profile.max_sentences} short spoken sentences: no lists, no markdown, no emoji.\n"
         "Each viewer message arrives as one JSON object inside <viewer> tags (name, text, and sometimes paid and "

@@ -10,9 +10,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Iterator
 
+from streamer.voice.normalize import base_language
+
 _HARD_ENDS = "。！？!?；;…\n"
 _SOFT_BREAKS = "，,、：:"
 _ABBREVIATIONS = ("mr", "mrs", "ms", "dr", "st", "vs", "etc", "e.g", "i.e", "no")
+MAX_CHARS = {"en": 120, "zh": 48}
+
+
+def max_chars_for(language: str) -> int:
+    """Where a run-on sentence is cut, by language ("zh" / "en" or any setting base_language reads)."""
+    return MAX_CHARS[base_language(language)]
 
 
 class SentenceSplitter:
@@ -38,6 +46,8 @@ class SentenceSplitter:
     def _find_end(self) -> int | None:
         buf = self.buf
         for i, ch in enumerate(buf):
+            if i >= self.max_chars:
+                break  # a run-on sentence: cut it below (the voice should not wait for its end)
             if ch in _HARD_ENDS:
                 j = i + 1
                 while j < len(buf) and buf[j] in _HARD_ENDS + "”\"'）)":
@@ -63,13 +73,14 @@ class SentenceSplitter:
         return None
 
 
-def split_text(text: str, max_chars: int = 120) -> list[str]:
-    s = SentenceSplitter(max_chars)
+def split_text(text: str, max_chars: int | None = None, language: str = "en") -> list[str]:
+    s = SentenceSplitter(max_chars or max_chars_for(language))
     return [*s.feed(text), *s.flush()]
 
 
-async def split_stream(tokens: AsyncGenerator[str, None], max_chars: int = 120) -> AsyncGenerator[str, None]:
-    s = SentenceSplitter(max_chars)
+async def split_stream(tokens: AsyncGenerator[str, None], max_chars: int | None = None,
+                       language: str = "en") -> AsyncGenerator[str, None]:
+    s = SentenceSplitter(max_chars or max_chars_for(language))
     async for t in tokens:
         for sentence in s.feed(t):
             yield sentence

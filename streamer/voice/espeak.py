@@ -1,6 +1,8 @@
 """espeak-ng: the always-available offline fallback voice (a subprocess, text on stdin, never a shell).
 
-For Mandarin use the voice ``cmn-latn-pinyin``; plain ``cmn`` reads tone numbers aloud.
+For Mandarin give it Chinese characters with the voice ``cmn`` (``cmn-latn-pinyin`` is for pinyin
+input); a variant picks the timbre (``cmn+f3``, ``en-us+f3`` are female, matching the drawn host).
+It is robotic: in a chain it is the last resort that always works.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import numpy as np
 
 from streamer.voice.audio import read_wav_bytes
 from streamer.voice.base import TTS, TTSError, register
+from streamer.voice.cache import SynthesisCache
 
 INSTALL_HINT = "sudo apt-get install espeak-ng"
 
@@ -21,8 +24,11 @@ class EspeakTTS(TTS):
     name = "espeak"
 
     def __init__(self, output_rate: int, voice: str = "en-us", speed: float = 1.0, volume: float = 1.0,
-                 timeout_s: float = 20.0, **_: object) -> None:
-        super().__init__(output_rate, volume)
+                 timeout_s: float = 20.0, loudness_lufs: float | None = None, cache: SynthesisCache | None = None,
+                 **_: object) -> None:
+        zh = voice.split("+")[0].lower().startswith(("cmn", "zh", "yue"))
+        super().__init__(output_rate, volume, languages=("zh", "en") if zh else ("en",),
+                         loudness_lufs=loudness_lufs, cache=cache)
         exe = shutil.which("espeak-ng") or shutil.which("espeak")
         if exe is None:
             raise TTSError(f"espeak-ng is not installed: {INSTALL_HINT}")
@@ -31,6 +37,9 @@ class EspeakTTS(TTS):
 
     def describe(self) -> str:
         return f"espeak-ng ({self.voice})"
+
+    def cache_key(self) -> str:
+        return f"espeak:{self.voice}:{self.words_per_minute}"
 
     def _synthesize(self, text: str) -> tuple[np.ndarray, int]:
         proc = subprocess.run(

