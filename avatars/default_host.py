@@ -1,7 +1,10 @@
-"""The bundled default host, drawn in code so it is licence-clean by construction and ships no image.
+"""The bundled default hosts, drawn in code so they are licence-clean by construction and ship no image.
 
-The drawing is a friendly studio host (head and shoulders) with a closed mouth line; because we draw
-it, the face hints are exact. It is drawn at twice the size and downsampled for smooth edges.
+Two drawings of a friendly studio host (head and shoulders) with a closed mouth line: ``female`` (the
+default, long hair, matching the bundled female voices) and ``male`` (short hair, stronger brows, no
+blush, matching piper's male English voice), chosen in a profile or persona file as ``avatar = "drawn:male"``.
+Because we draw them, the face hints are exact. Each is drawn at twice the size and downsampled for smooth
+edges.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ SKIN = (244, 204, 178)
 SKIN_SHADE = (226, 180, 152)
 HAIR = (58, 40, 34)
 LIP = (196, 98, 98)
+LIP_MALE = (178, 112, 104)
 SHIRT = (40, 132, 146)
 BROW = (70, 48, 40)
 IRIS = (92, 64, 44)
@@ -32,7 +36,13 @@ def _blend_ellipse(img: np.ndarray, center, axes, color, alpha: float) -> None:
     cv2.addWeighted(layer, alpha, img, 1 - alpha, 0, dst=img)
 
 
-def draw_default_host(width: int, height: int) -> Avatar:
+STYLES = ("female", "male")
+
+
+def draw_default_host(width: int, height: int, style: str = "female") -> Avatar:
+    if style not in STYLES:
+        raise ValueError(f"no drawn host {style!r}; known: {', '.join(STYLES)}")
+    male = style == "male"
     ss = 2  # supersampling
     W, H = width * ss, height * ss
     s = H / 720.0  # design units are for a 720-pixel-high frame
@@ -53,25 +63,31 @@ def draw_default_host(width: int, height: int) -> Avatar:
     # neck
     cv2.rectangle(img, p(-48, 420), p(48, 560), SKIN_SHADE, -1, cv2.LINE_AA)
     cv2.ellipse(img, p(0, 556), (r(48), r(26)), 0, 0, 180, SKIN_SHADE, -1, cv2.LINE_AA)
-    # hair (back)
-    cv2.ellipse(img, p(0, 280), (r(160), r(185)), 0, 0, 360, HAIR, -1, cv2.LINE_AA)
-    cv2.rectangle(img, p(-160, 280), p(160, 470), HAIR, -1)
+    # hair (back): long for the female host, cropped close for the male one
+    if male:
+        cv2.ellipse(img, p(0, 270), (r(142), r(160)), 0, 180, 360, HAIR, -1, cv2.LINE_AA)
+    else:
+        cv2.ellipse(img, p(0, 280), (r(160), r(185)), 0, 0, 360, HAIR, -1, cv2.LINE_AA)
+        cv2.rectangle(img, p(-160, 280), p(160, 470), HAIR, -1)
     # ears
     for side in (-1, 1):
         cv2.ellipse(img, p(side * 128, 315), (r(20), r(32)), 0, 0, 360, SKIN_SHADE, -1, cv2.LINE_AA)
     # face
     cv2.ellipse(img, p(0, 310), (r(128), r(158)), 0, 0, 360, SKIN, -1, cv2.LINE_AA)
-    # fringe: a swept wave over the forehead
-    fringe = [p(-140, 250), p(-150, 190), p(-110, 135), p(-40, 112), p(40, 112), p(110, 130), p(150, 180),
-              p(142, 250), p(120, 205), p(80, 178), p(20, 190), p(-30, 170), p(-80, 200), p(-118, 215)]
+    if male:  # a short, side-parted crop
+        fringe = [p(-136, 240), p(-140, 180), p(-100, 128), p(-30, 110), p(50, 112), p(115, 135), p(138, 185),
+                  p(134, 235), p(110, 190), p(40, 168), p(-40, 172), p(-100, 200)]
+    else:  # a swept wave over the forehead
+        fringe = [p(-140, 250), p(-150, 190), p(-110, 135), p(-40, 112), p(40, 112), p(110, 130), p(150, 180),
+                  p(142, 250), p(120, 205), p(80, 178), p(20, 190), p(-30, 170), p(-80, 200), p(-118, 215)]
     cv2.fillPoly(img, [np.array(fringe, np.int32)], HAIR, cv2.LINE_AA)
-    # cheeks
-    for side in (-1, 1):
-        _blend_ellipse(img, p(side * 70, 370), (r(28), r(16)), (236, 140, 140), 0.35)
+    if not male:  # cheeks
+        for side in (-1, 1):
+            _blend_ellipse(img, p(side * 70, 370), (r(28), r(16)), (236, 140, 140), 0.35)
     # brows
     for side in (-1, 1):
         cv2.ellipse(img, p(side * 52, 262), (r(30), r(10)), 0, 200 if side < 0 else 200, 340,
-                    BROW, r(6), cv2.LINE_AA)
+                    BROW, r(9 if male else 6), cv2.LINE_AA)
     # eyes
     eye_y, eye_dx, ew, eh = 300, 52, 24, 14
     for side in (-1, 1):
@@ -85,7 +101,8 @@ def draw_default_host(width: int, height: int) -> Avatar:
     cv2.ellipse(img, p(0, 352), (r(9), r(6)), 0, 20, 160, SKIN_SHADE, r(3), cv2.LINE_AA)
     # closed mouth: a gentle smile line
     mouth_y, mouth_w = 398, 64
-    cv2.ellipse(img, p(0, mouth_y - 6), (r(mouth_w / 2), r(8)), 0, 15, 165, LIP, r(4), cv2.LINE_AA)
+    lip = LIP_MALE if male else LIP
+    cv2.ellipse(img, p(0, mouth_y - 6), (r(mouth_w / 2), r(8)), 0, 15, 165, lip, r(4), cv2.LINE_AA)
 
     out = cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
     k = s / ss  # design units -> output pixels
@@ -96,8 +113,8 @@ def draw_default_host(width: int, height: int) -> Avatar:
         eyes=((ox - eye_dx * k, eye_y * k), (ox + eye_dx * k, eye_y * k)),
         eye_size=((ew + 2) * k, (eh + 2) * k),
         skin=SKIN,
-        lip=LIP,
+        lip=lip,
         face_box=(int(ox - 128 * k), int(152 * k), int(256 * k), int(316 * k)),
         drawn=True,
     )
-    return Avatar("default host", out, hints)
+    return Avatar(f"drawn host ({style})", out, hints)

@@ -168,18 +168,26 @@ class Backdrop:
 
 
 VIDEO_EXT = (".mp4", ".mov", ".mkv", ".webm", ".avi")
+DRAWN = "drawn:"
+"""``drawn:female`` / ``drawn:male``: one of the bundled drawn hosts instead of a picture."""
 
 
 def load_avatar(image: str | Path | None, width: int, height: int,
                 mouth_x: float | None = None, mouth_y: float | None = None,
                 mouth_width: float | None = None, green_screen: bool = False,
                 background: str | Path | None = None, fps: float | None = None) -> Avatar:
-    """The bundled host when ``image`` is empty, else the portrait at ``image`` fitted to the frame.
+    """The bundled host when ``image`` is empty (or ``drawn:male``...), else the portrait at ``image`` fitted
+    to the frame.
 
     Explicit hints (mouth_x, mouth_y, mouth_width) are in the source image's pixels.
     """
     if not image:
         return draw_default_host(width, height)
+    if str(image).startswith(DRAWN):
+        try:
+            return draw_default_host(width, height, str(image)[len(DRAWN):])
+        except ValueError as e:
+            raise AvatarError(str(e)) from None
     path = Path(image)
     if path.is_dir():  # an avatar folder: its avatar.toml fills in what the caller left unset
         from avatars.folder import read_folder

@@ -42,7 +42,7 @@ QUESTIONS = ["how much is it?", "is shipping free?", "does it need a battery?", 
 
 class TimedPersona:
     def __init__(self, inner: ScriptedPersona) -> None:
-        self.inner, self.name = inner, inner.host_name
+        self.inner, self.name, self.names = inner, inner.host_name, inner.names
         self.requests: list[float] = []
 
     async def reply(self, turn):

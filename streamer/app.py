@@ -17,7 +17,7 @@ import collections
 import dataclasses
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from avatars.actions import ActionClip
 from chat_sources.base import ChatSource
@@ -37,6 +37,10 @@ from streamer.sinks.base import Sink, SinkWorker
 from streamer.sinks.microphone import VirtualMicrophoneSink
 from streamer.speaker import PlaybackEvent, Speaker
 from streamer.voice.base import TTS
+
+if TYPE_CHECKING:
+    from streamer.persona.profile import PersonaProfile
+    from streamer.voice.mic import OperatorMic, OperatorSpeech
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +63,8 @@ class App:
         self.started_at = 0.0
         self._action_busy_until: dict[str, float] = {}
         self._tasks: list[asyncio.Task[Any]] = []
+        self._commands: set[asyncio.Future[Any]] = set()
+        self.mic: OperatorMic | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -79,11 +85,12 @@ class App:
         persona = self.cast.build()
         self.director = Director(
             persona=persona, speaker=self.speaker, settings=s.director, idle_after_s=s.persona.idle_after_s,
-            idle=build.build_idle(s, self.catalogue), moderator=build.build_moderator(s),
+            idle=build.build_idle(s, self.catalogue, profile), moderator=build.build_moderator(s),
             output_filter=build_output_filter(s, self.cast), state=self.state, memory=memory,
             fillers=build.build_fillers(s, profile))
         self.director.on_accept.append(self._accepted)
         self.sources = build.build_sources(s)
+        self.mic = await asyncio.to_thread(self._build_mic, profile) if s.voice.mic.enabled else None
         if not self.sources:
             log.warning("no chat source configured: the host will only talk about the products (add a [[chat]] "
                         "section, see config/default.toml)")
@@ -92,6 +99,8 @@ class App:
         await self.director.start()
         self._tasks = [asyncio.create_task(src.run(self.director.push), name=f"source-{src.name}")
                        for src in self.sources]
+        if self.mic is not None:
+            self._tasks.append(asyncio.create_task(self.mic.run(self._operator_speech), name="operator-mic"))
         await self._sources_listening()
         log.info("streamer running", extra={"fps": s.stream.fps, "size": f"{s.stream.width}x{s.stream.height}",
                                             "sinks": ",".join(w.sink.name for w in self.workers if not w.failed)})
@@ -106,9 +115,9 @@ class App:
             await asyncio.gather(*waits, return_exceptions=True)
 
     async def stop(self) -> None:
-        for t in self._tasks:
+        for t in [*self._tasks, *self._commands]:
             t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._commands, return_exceptions=True)
         self._tasks.clear()
         if self.director is not None:
             await self.director.stop()
@@ -134,6 +143,24 @@ class App:
         for clip in self.actions.values():
             if clip.on == event.kind.value and time.monotonic() >= self._action_busy_until.get(clip.name, 0.0):
                 self.play_action(clip.name)
+
+    def _build_mic(self, profile: PersonaProfile) -> OperatorMic:
+        from streamer.voice.factory import voice_language
+        from streamer.voice.mic import build_operator_mic
+
+        return build_operator_mic(self.settings, voice_language(self.settings, profile),
+                                  is_host_speaking=lambda: self.speaker is not None and self.speaker.now_playing is not None)
+
+    def _operator_speech(self, ev: OperatorSpeech) -> None:
+        """What the operator said into the microphone: interrupt the host, say it, or answer it."""
+        if ev.kind == "barge_in":
+            task = asyncio.ensure_future(self.interrupt())
+            self._commands.add(task)
+            task.add_done_callback(self._commands.discard)
+        elif ev.kind == "operator_line":
+            self.say_now(ev.text)
+        else:
+            self.inject(ev.to_chat_event())
 
     def _log_playback(self, ev: PlaybackEvent) -> None:
         u = ev.utterance
@@ -192,6 +219,8 @@ class App:
         previous = self.director.persona
         self.director.set_persona(persona)
         self.director.fillers = build.build_fillers(s, profile)
+        if self.director.idle is not None and profile.greeting:
+            self.director.idle.greet(profile.greeting)  # the new host says hello at the next quiet moment
         await previous.aclose()
         log.info("persona switched", extra={"persona": name, "voice": tts.describe()})
         return name
@@ -227,7 +256,7 @@ class App:
             "paused": self.director.paused,
             "persona": self.cast.active if self.cast else None,
             "voice": self.tts.describe() if self.tts else None,
-            "voice_engine": getattr(self.tts, "speaking", None),  # the chain's engine that spoke last
+            "voice_engine": self.tts.speaking if self.tts else None,  # the chain's engine that spoke last
             "fps": round(self.clock.measured_fps(), 2),
             "ticks": self.clock.ticks,
             "mic_latency_ms": self._mic_latency_ms(),

@@ -15,7 +15,7 @@ from typing import Any
 
 from avatars.actions import ActionClip, load_clip
 from avatars.base import Avatar
-from avatars.portrait import AvatarError, load_avatar
+from avatars.portrait import DRAWN, AvatarError, load_avatar
 from avatars.renderers import create_renderer
 from chat_sources.base import ChatSource
 from streamer.config import ConfigError, ReplaySource, Settings, WebsocketSource
@@ -40,7 +40,9 @@ def build_tts(settings: Settings, profile: PersonaProfile | None = None) -> TTS:
 def avatar_path(settings: Settings, profile: PersonaProfile | None = None, override: str | None = None) -> str:
     """The avatar picture, loop or folder to use: an explicit one, the persona's, or the profile's."""
     image = override if override is not None else ((profile.avatar if profile else "") or settings.avatar.image)
-    return str(settings.resolve(image)) if image else ""
+    if not image or image.startswith(DRAWN):
+        return image
+    return str(settings.resolve(image))
 
 
 def build_avatar(settings: Settings, profile: PersonaProfile | None = None, override: str | None = None) -> Avatar:
@@ -92,7 +94,8 @@ def build_moderator(settings: Settings) -> Moderator:
         drop_emote_only=m.drop_emote_only, approve_new_viewers=m.approve_new_viewers))
 
 
-def build_idle(settings: Settings, catalogue: Any) -> IdleScheduler:
+def build_idle(settings: Settings, catalogue: Any, profile: PersonaProfile | None = None) -> IdleScheduler:
+    """Idle content: the persona's greeting first, then timed announcements and the product's script."""
     announcements = []
     for i, a in enumerate(settings.announcement):
         until = None
@@ -105,7 +108,10 @@ def build_idle(settings: Settings, catalogue: Any) -> IdleScheduler:
             if until.tzinfo is None:
                 until = until.astimezone()
         announcements.append(Announcement(a.text, a.every_s, until))
-    return IdleScheduler(catalogue, settings.persona.name, announcements)
+    idle = IdleScheduler(catalogue, settings.persona.name, announcements)
+    if profile is not None and profile.greeting:
+        idle.greet(profile.greeting)
+    return idle
 
 
 FILLERS = {

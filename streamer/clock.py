@@ -49,6 +49,10 @@ class OverlayState:
     """What the overlays draw; owned by the clock thread, changed through ``update_overlay``."""
 
     subtitle: str = ""
+    words: tuple[Any, ...] = ()
+    """Word timings of the subtitle (text, start_s, end_s) when the voice gave them."""
+    spoken_s: float = 0.0
+    """How far into the subtitle's sentence playback is (for word highlighting)."""
     chat: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=6))
     extra: dict[str, Any] = field(default_factory=dict)
     """Further overlay data by overlay name (product card, gift banner ...)."""
@@ -152,6 +156,9 @@ class OutputClock:
         self._current = self._queue.popleft()
         self._pos = 0
         self.overlay_state.subtitle = self._current.text
+        speech = self._current.speech
+        self.overlay_state.words = tuple(speech.words) if speech is not None else ()
+        self.overlay_state.spoken_s = 0.0
         self._current.report_start(index)
 
     def _finish(self, index: int, completed: bool) -> None:
@@ -160,6 +167,7 @@ class OutputClock:
         self._pos = 0
         self._fade = False
         self.overlay_state.subtitle = ""
+        self.overlay_state.words = ()
         if seg is not None:
             seg.report_end(played, completed, index)
 
@@ -200,6 +208,7 @@ class OutputClock:
             audio = audio * np.linspace(1.0, 0.0, audio.size, dtype=np.float32)
         frame = seg.picture(self._pos) if seg.picture is not None else self.renderer.frame(index, pose)
         self._pos += 1
+        self.overlay_state.spoken_s = self._pos * self.period
         seg.report_progress(self._pos)
         if self._fade:
             self._finish(index, False)

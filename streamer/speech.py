@@ -21,7 +21,7 @@ import itertools
 import threading
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -63,6 +63,9 @@ class Segment:
     """When set (an action clip), the frames come from here instead of the avatar renderer."""
     tail_frames: int = 0
     """``near_end`` resolves this many frames before the end (0: with ``ended``)."""
+    speech: Any = None
+    """The voice's ``Speech`` (streamer.voice.base) when it gave word timings: subtitles follow them, and an
+    interrupted sentence is remembered word by word."""
     started: concurrent.futures.Future[int] = field(default_factory=concurrent.futures.Future, repr=False)
     near_end: concurrent.futures.Future[None] = field(default_factory=concurrent.futures.Future, repr=False)
     ended: concurrent.futures.Future[Played] = field(default_factory=concurrent.futures.Future, repr=False)
@@ -134,6 +137,8 @@ class HeardLine:
     completed: bool
     fraction: float
     """How much of the sentence played (1.0 when completed)."""
+    heard_text: str = ""
+    """The words that were fully heard (the whole text when completed)."""
 
 
 @dataclass

@@ -296,23 +296,31 @@ def test_ordinary_host_sentences_are_spoken_unchanged():
     assert len(changed) <= len(host) // 100, changed
 
 
-def test_the_default_profiles_scripted_lines_pass(monkeypatch):
-    """Everything the scripted persona of the default profile says (FAQ answers, idle lines, thanks,
-    deflections) against its own catalogue: nothing changed."""
-    settings = load_settings(REPO / "config" / "default.toml", environ={})
-    catalogue = load_catalogue(settings.resolve(settings.persona.catalogue))
-    g = build_output_filter(settings, build_cast(settings, catalogue, Memory()))
-    persona = ScriptedPersona(catalogue, "Joe", seed=1)
-    values = catalogue.product.values(catalogue.currency_word, "Joe") | {"user": "Ann", "names": "Ann", "gifts": "roses"}
-    lines = [a for _, a in catalogue.product.faq] + catalogue.product.idle + catalogue.product.selling_points
-    from streamer.persona import scripted
+@pytest.mark.parametrize("profile", ["default.toml", "douyin_commerce.toml"])
+def test_the_bundled_profiles_scripted_lines_pass(profile):
+    """Everything the scripted persona of a bundled profile says (FAQ answers, idle lines, thanks,
+    deflections, in its language) against its own catalogue: nothing changed."""
+    from streamer.persona.scripted import templates
 
-    lines += (scripted.GIFT_THANKS + scripted.BIG_GIFT_THANKS + scripted.FOLLOW_THANKS + scripted.LIKE_THANKS
-              + scripted.ENTER_GREETING + scripted.DEFLECTIONS + scripted.FALLBACKS)
-    lines += [a.text for a in settings.announcement]
+    settings = load_settings(REPO / "config" / profile, environ={})
+    catalogue = load_catalogue(settings.resolve(settings.persona.catalogue))
+    cast = build_cast(settings, catalogue, Memory())
+    g = build_output_filter(settings, cast)
+    lang = cast.profiles[cast.active].lang
+    persona = ScriptedPersona(catalogue, cast.active, seed=1, language=lang)
+
+    class Values(dict):
+        def __missing__(self, key):
+            return {"user": "Ann", "names": "Ann", "gifts": "roses", "n": "3"}.get(key, "Ann")
+
+    values = Values(catalogue.product.values(catalogue.currency_word, cast.active))
+    t = templates(lang)
+    lines = [a for _, a in catalogue.product.faq] + catalogue.product.idle + catalogue.product.selling_points
+    lines += [x for v in t.lines.values() if isinstance(v, list) for x in v if isinstance(x, str) and "{" in x]
+    lines += [i.answer for i in t.intents] + [a.text for a in settings.announcement]
     changed = []
     for line in lines:
-        for sentence in split_text(line.format(**values)):
+        for sentence in split_text(line.format_map(values), language=lang):
             r = g.check(sentence)
             if r.action != "speak":
                 changed.append((sentence, r.rule))

@@ -173,8 +173,9 @@ class Director:
             listener(event)
 
     def _is_question(self, event: ChatEvent) -> bool:
-        name = getattr(self.persona, "name", "")
-        return event.is_question or (bool(name) and name.lower() in event.text.lower())
+        """A question, or a message that addresses the host by any of its names (小乔, Joe)."""
+        text = event.text.lower()
+        return event.is_question or any(n and n.lower() in text for n in self.persona.names)
 
     def _topic(self, event: ChatEvent) -> str:
         topic = self.persona.topic(event.text)
@@ -320,7 +321,7 @@ class Director:
             return  # booked already
         self._current = None
         for line in heard.lines:
-            self.memory.heard(turn.id, line.text, line.completed, line.fraction)
+            self.memory.heard(turn.id, line.text, line.completed, line.fraction, line.heard_text)
         if idle_key and self.idle is not None:
             self.idle.heard(idle_key, bool(heard) and not self._yielded and all(x.completed for x in heard.lines))
         if turn.kind in ("answer", "deflect"):  # after the reply, so "returning" means an earlier turn

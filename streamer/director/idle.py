@@ -48,6 +48,7 @@ class IdleScheduler:
         self.clock_fn = clock_fn
         self.cursor = 0
         self.viewers: int | None = None
+        self._greeting = ""
 
     def values(self, until: dt.datetime | None = None) -> dict[str, str]:
         v = self.catalogue.product.values(self.catalogue.currency_word, self.host_name)
@@ -55,8 +56,14 @@ class IdleScheduler:
         v["time_left"] = _time_left(until, self.clock_fn())
         return v
 
+    def greet(self, text: str) -> None:
+        """Say ``text`` (a persona's greeting) as the next idle line, once."""
+        self._greeting = text.strip()
+
     def next_line(self) -> tuple[str, str]:
         """(text, key) of the next idle line; pass the key to ``heard`` once it was played."""
+        if self._greeting:
+            return _format(self._greeting, self.values()), "greeting:0"
         now = self.time_fn()
         wall = self.clock_fn()
         for i, a in enumerate(self.announcements):
@@ -72,7 +79,9 @@ class IdleScheduler:
         kind, _, index = key.partition(":")
         if not completed:
             return
-        if kind == "announcement":
+        if kind == "greeting":
+            self._greeting = ""
+        elif kind == "announcement":
             self.announcements[int(index)].last_at = self.time_fn()
         elif kind == "script" and int(index) == self.cursor:
             self.cursor += 1

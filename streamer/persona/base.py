@@ -36,6 +36,9 @@ class Turn:
 
 class Persona(Protocol):
     name: str
+    """The display name viewers use to address the host."""
+    names: list[str]
+    """The name and its aliases: a message with any of them is a mention."""
 
     def reply(self, turn: Turn) -> AsyncGenerator[str, None]:
         """The reply, sentence by sentence, as soon as each one is complete."""

@@ -30,7 +30,7 @@ from streamer.persona.catalogue import Catalogue
 from streamer.persona.memory import Memory
 from streamer.persona.profile import PersonaProfile
 from streamer.persona.scripted import ScriptedPersona
-from streamer.persona.sentences import SentenceSplitter, split_text
+from streamer.persona.sentences import SentenceSplitter, max_chars_for, split_text
 
 log = logging.getLogger(__name__)
 INSTALL_HINT = "pip install 'streamer[llm]'"
@@ -88,6 +88,7 @@ class LLMPersona:
         except ImportError:
             raise LLMUnavailable(f"the openai package is not installed: {INSTALL_HINT}") from None
         self.name = profile.name
+        self.names = fallback.names
         self.profile, self.catalogue, self.memory, self.fallback = profile, catalogue, memory, fallback
         self.model = model
         self.first_token_timeout_s = first_token_timeout_s
@@ -193,7 +194,7 @@ class LLMPersona:
         except _RETRYABLE as e:
             log.info("idle paraphrase failed; saying the line as written", extra={"error": _describe(e)})
         if not spoken:
-            for sentence in split_text(text):
+            for sentence in split_text(text, language=self.profile.lang):
                 yield sentence
 
     async def _stream(self, messages: list[dict[str, str]]) -> AsyncGenerator[str, None]:
@@ -201,7 +202,7 @@ class LLMPersona:
             self.client.chat.completions.create(model=self.model, messages=messages, stream=True,  # type: ignore[arg-type]
                                                 max_tokens=self.max_tokens, temperature=self.temperature),
             timeout=self.first_token_timeout_s)
-        splitter = SentenceSplitter()
+        splitter = SentenceSplitter(max_chars_for(self.profile.lang))
         chunks = stream.__aiter__()
         first = True
         try:

@@ -68,12 +68,15 @@ class Memory:
         self.turns.append({"role": "user", "content": content, "turn": turn_id})
         self._open[turn_id] = []
 
-    def heard(self, turn_id: str, sentence: str, completed: bool, fraction: float = 1.0) -> None:
+    def heard(self, turn_id: str, sentence: str, completed: bool, fraction: float = 1.0, words: str | None = None) -> None:
+        """A sentence of the reply reached the audience: all of it, or (interrupted) ``words`` when the voice
+        timed its words, else the share ``fraction`` of it."""
         parts = self._open.setdefault(turn_id, [])
         if completed:
             parts.append(sentence)
         else:
-            cut = sentence[: max(0, int(len(sentence) * max(0.0, min(1.0, fraction))))].rstrip()
+            cut = (words if words is not None else
+                   sentence[: max(0, int(len(sentence) * max(0.0, min(1.0, fraction))))]).rstrip()
             parts.append(f"{cut}… [interrupted]" if cut else "[interrupted]")
         self._close_or_update(turn_id)
 

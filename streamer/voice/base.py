@@ -165,6 +165,8 @@ class TTS:
     """A network voice: the chain gives up on it when its first audio is late (a local one is never late)."""
     probe_s: ClassVar[float] = 0.5
     """A stream is checked (speech, loudness) on its first ``probe_s`` seconds before anything is yielded."""
+    speaking: str | None = None
+    """The engine that spoke last (a chain sets it per sentence; for the status API)."""
 
     def __init__(self, output_rate: int, volume: float = 1.0, *, languages: Sequence[str] = ("en",),
                  loudness_lufs: float | None = None, cache: SynthesisCache | None = None) -> None:
