@@ -75,8 +75,8 @@ async def _run(settings: Settings) -> int:
         await app.start()
         await control.start()
         tune_process_for_realtime()
-        if generated:
-            print(f"control API token (set STREAMER_CONTROL_TOKEN to choose one): {token}", file=sys.stderr, flush=True)
+        if generated:  # once, to stdout: the log stream (stderr, often collected) never carries it
+            print(f"control API token (set STREAMER_CONTROL_TOKEN to choose one): {token}", flush=True)
         print(f"streamer is live: control http://{control.host}:{control.bound_port}/api/status ; Ctrl-C to stop",
               file=sys.stderr, flush=True)
         await stop.wait()
@@ -95,6 +95,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_say(args: argparse.Namespace) -> int:
+    from streamer.events import clean_text
+
+    if not clean_text(args.text):  # before anything heavy loads; invisible characters count as empty too
+        print('say: nothing to say: the text is empty; give the words to speak, e.g. streamer say "Welcome in!" '
+              "-o hello.mp4", file=sys.stderr)
+        return 2
     from streamer.say import NothingToSay, render_say
 
     settings = _settings(args.config)
