@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from streamer.config import DEFAULT_CONFIG, ConfigError, Settings, load_settings
-from streamer.log import setup_logging
+from streamer.log import add_secret, setup_logging
 
 log = logging.getLogger("streamer")
 
@@ -70,6 +70,7 @@ async def _run(settings: Settings) -> int:
         loop.add_signal_handler(sig, stop.set)
     app = App(settings)
     token, generated = control_token()
+    add_secret(token)  # whatever might echo it (a request URL, an error), the log stream masks it
     control = ControlServer(app, settings.control.host, settings.control.port, token)
     try:
         await app.start()
