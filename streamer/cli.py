@@ -68,9 +68,9 @@ async def _run(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    app = App(settings)
     token, generated = control_token()
     add_secret(token)  # whatever might echo it (a request URL, an error), the log stream masks it
+    app = App(settings, control_token=token)
     control = ControlServer(app, settings.control.host, settings.control.port, token)
     try:
         await app.start()

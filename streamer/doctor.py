@@ -29,10 +29,9 @@ def _has(module: str) -> bool:
 
 
 def check_chat(settings: Settings) -> list[Check]:
-    from chat_sources.factory import no_chat_warning
     from chat_sources.replay import load_replay
 
-    if no_chat_warning(settings):
+    if not settings.chat:
         return [Check("chat sources", False, "none configured: the host will only run idle scripts",
                       'add a [[chat]] entry (type = "websocket", "replay", "bilibili", "douyin" or "twitch")')]
     out = []

@@ -97,22 +97,25 @@ async def test_replay_keeps_pace_loops_and_skips_bad_lines(tmp_path):
     f.write_text('{"t": 0.0, "user": "a", "text": "one"}\nnot json\n{"t": 0.2, "user": "小明", "text": "二"}\n'
                  '{"t": 0.1}\n', encoding="utf-8")
     got, times = [], []
+    three = asyncio.Event()
     vt = VirtualTime()
+
+    def emit(event):
+        got.append(event.text)
+        times.append(vt.now)
+        if len(got) >= 3:
+            three.set()
+
     src = ReplayChatSource(f, speed=2.0, loop=True, time_fn=vt.time, sleep=vt.sleep)
-    task = asyncio.create_task(src.run(lambda e: (got.append(e.text), times.append(vt.now))))
+    task = asyncio.create_task(src.run(emit))
     try:
-        await asyncio.wait_for(_until(lambda: len(got) >= 3), 10)
+        await asyncio.wait_for(three.wait(), 10)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert got[:3] == ["one", "二", "one"]
     assert times[1] - times[0] == pytest.approx(0.1)  # 0.2 s at double speed
     assert times[2] - times[0] == pytest.approx((0.2 + 5.0) / 2)  # loops after the last line + 5 s
-
-
-async def _until(cond):
-    while not cond():
-        await asyncio.sleep(0.01)
 
 
 PAID_WITHOUT_VALUE = [

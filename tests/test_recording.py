@@ -109,10 +109,10 @@ def test_a_slow_recording_behind_its_worker_keeps_wall_clock_time(tmp_path):
     assert worker.wait_open(30)
     mark = 195
     for i in range(6):
-        worker.offer(marked_tick(i, mark))
+        worker.push(marked_tick(i, mark))
     assert sink.stalled.wait(60)
     for i in range(6, 200):  # the sink is stuck: the worker keeps the newest 8 and drops the rest
-        worker.offer(marked_tick(i, mark))
+        worker.push(marked_tick(i, mark))
     sink.release.set()
     worker.stop(timeout=60)
     assert worker.failed is None and worker.dropped == 186
@@ -171,7 +171,7 @@ def feed(workers, ticks, rng, start=0):
     for i in range(start, start + ticks):
         tick = noisy_tick(i, rng)
         for w in workers:
-            w.offer(tick)
+            w.push(tick)
         deadline = time.monotonic() + 30
         while any(w.written + w.dropped <= i and w.failed is None for w in workers):
             assert time.monotonic() < deadline, "a sink worker is stuck"

@@ -160,7 +160,7 @@ def test_config_accepts_remote_with_consent_and_token(tmp_path):
 
 
 async def test_sources_built_from_the_profile_carry_origins_and_token(tmp_path):
-    from chat_sources.factory import build_sources
+    from streamer.build import build_sources
 
     path = write_config(tmp_path, '[[chat]]\ntype = "websocket"\nport = 0\nallowed_origins = ["https://overlay.example"]\n'
                                   '[[chat]]\ntype = "replay"\npath = "{REPO}/config/samples/commerce_en.jsonl"\n')

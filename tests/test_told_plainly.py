@@ -56,14 +56,6 @@ def test_doctor_says_when_a_profile_has_no_chat_source(tmp_path):
     assert any("[[chat]]" in x for x in out)
 
 
-def test_no_chat_warning_for_start_up(tmp_path):
-    from chat_sources.factory import no_chat_warning
-
-    bare = load_settings(write_config(tmp_path, ""), environ={})
-    assert "no chat source configured" in (no_chat_warning(bare) or "")
-    assert no_chat_warning(load_settings(REPO / "config" / "default.toml", environ={})) is None
-
-
 def test_setup_script_waits_for_the_dpkg_lock_on_every_apt_get_call():
     script = (REPO / ".ci" / "setup.sh").read_text(encoding="utf-8")
     calls = [line for line in script.splitlines() if re.search(r"\bapt-get\b", line)
