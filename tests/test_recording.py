@@ -1,8 +1,17 @@
-"""The recording sink rotates files and keeps the folder under its size cap; files stay playable."""
+"""The recording sink rotates files and keeps the folder under its size cap; files stay playable; missing
+ticks never shorten a file; a full disk never stops the stream."""
 
+import logging
+import shutil
+import subprocess
+import threading
+import time
+
+import av
 import numpy as np
+import pytest
 
-from streamer.sinks.base import Tick
+from streamer.sinks.base import Sink, SinkWorker, Tick
 from streamer.sinks.recording import RecordingSink
 from tests.conftest import read_mp4
 
@@ -27,16 +36,6 @@ def test_rotates_and_deletes_the_oldest_above_the_cap(tmp_path):
 
 
 # ---------------------------------------------------------------- wall-clock time: missing ticks never shorten a file
-import logging  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-
-import av  # noqa: E402
-import pytest  # noqa: E402
-
-from streamer.sinks.base import Sink, SinkWorker  # noqa: E402
 
 SPF = RATE // FPS
 MARK = 42
