@@ -13,6 +13,22 @@ mode="${1:-setup}"
 
 say() { printf '[setup] %s\n' "$*" >&2; }
 
+# Another apt-get (unattended-upgrades, a second setup) may hold the locks: wait for it instead of dying.
+# DPkg::Lock::Timeout makes apt-get wait for the dpkg lock; some apt versions do not apply it to the
+# package lists lock taken by "update", so that one is retried here for up to 10 minutes.
+apt_update() {
+  local out=""
+  for _ in $(seq 60); do
+    if out=$($sudo_cmd apt-get -o DPkg::Lock::Timeout=600 update -qq 2>&1); then return 0; fi
+    case "$out" in
+      *"Could not get lock"*|*"Unable to lock"*) say "another apt-get holds the package lists; waiting for it"; sleep 10 ;;
+      *) break ;;
+    esac
+  done
+  printf '%s\n' "$out" >&2
+  return 1
+}
+
 # 1. System packages: espeak-ng (fallback voice), PulseAudio (virtual microphone), a CJK font (subtitles).
 pkgs=(espeak-ng pulseaudio pulseaudio-utils fonts-noto-cjk)
 missing=()
@@ -21,8 +37,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then
     sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo -n"
     say "installing system packages: ${missing[*]}"
-    $sudo_cmd apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    apt_update
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
     say "please install these system packages yourself: sudo apt-get install ${missing[*]}"
   fi

@@ -1,10 +1,13 @@
-"""The reconnecting websocket client every platform source is built on.
+"""The websocket client every platform source is built on.
 
 A platform subclass supplies: ``bootstrap`` (HTTP work before connecting; ``fresh`` asks it to drop
 cached tokens), ``on_open`` (auth/login), ``heartbeat_frame`` and a pure codec (``decode``). This
-base owns what users of existing bots complain about:
+base owns one connection (``session``) and how its failures read; ``ChatSource.run`` owns the one
+reconnect loop (exponential backoff with full jitter, the policy an injected function). It handles
+what users of existing bots complain about:
 
-- reconnect with exponential backoff and full jitter (the policy is an injected function);
+- a connection that never opened says which host could not be resolved, refused or timed out, not
+  "connection lost"; after a few failures it suggests checking the network or proxy;
 - a watchdog: a server that stops talking without closing is noticed within two heartbeat
   intervals (every platform answers our heartbeats, so silence means a dead link);
 - risk-control answers (Bilibili -352/412, Douyin's HTTP 200 instead of 101) are reported with what
@@ -18,19 +21,23 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import random
+import socket
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
-from chat_sources.base import ChatSource, CodecError, Decoded, EmitFn
+from chat_sources.base import NETWORK_HINT, ChatSource, CodecError, Decoded, EmitFn, Failure, backoff
+
+__all__ = ["BROWSER_UA", "AuthFailed", "RiskControl", "Stalled", "Target", "WebsocketClientSource", "backoff"]
 
 log = logging.getLogger(__name__)
 
 BROWSER_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
               "Chrome/126.0.0.0 Safari/537.36")
+OPEN_TIMEOUT_S = 10.0
 
 
 class RiskControl(Exception):
@@ -43,11 +50,6 @@ class AuthFailed(Exception):
 
 class Stalled(Exception):
     pass
-
-
-def backoff(attempt: int, base: float = 1.0, cap: float = 60.0, rng: Callable[[], float] = random.random) -> float:
-    """Exponential backoff with jitter: 1, 2, 4 ... up to ``cap`` seconds, each scaled by 0.5..1."""
-    return min(cap, base * (2 ** min(attempt, 16))) * (0.5 + 0.5 * rng())
 
 
 @dataclass
@@ -81,18 +83,23 @@ class WebsocketClientSource(ChatSource):
 
     def __init__(self, room: str, *, reconnect: Callable[[int], float] = backoff, heartbeat_s: float | None = None,
                  dedupe_size: int = 20000) -> None:
+        super().__init__(reconnect=reconnect)
         self.room = room
-        self.reconnect = reconnect
         if heartbeat_s is not None:
             self.heartbeat_s = heartbeat_s
         self._dedupe = _Dedupe(dedupe_size)
         self._logged_kinds: set[str] = set()
+        self._fresh = False
+        self._url = ""
+        self._opened = False
         self.connects = 0
         self.stalls = 0
         self.skipped = 0
         self.duplicates = 0
-        self.last_error = ""
-        self.connected = asyncio.Event()
+
+    @property
+    def connected(self) -> asyncio.Event:
+        return self.live
 
     @property
     def stall_s(self) -> float:
@@ -117,86 +124,47 @@ class WebsocketClientSource(ChatSource):
     def handshake_rejected(self, status: int, headers: dict[str, str]) -> Exception:
         return RiskControl(f"{self.platform} refused the websocket handshake with HTTP {status}")
 
-    # ---------------------------------------------------------------- the loop
-    async def run(self, emit: EmitFn) -> None:
-        attempt = 0
-        fresh = False
-        while True:
-            delay_floor = 0.0
-            try:
-                target = await self.bootstrap(fresh)
-                fresh = False
-                if await self._session(target, emit):
-                    attempt = 0
-            except asyncio.CancelledError:
-                raise
-            except AuthFailed as e:
-                fresh = True
-                self._failed("authentication failed; re-running the bootstrap", e)
-            except RiskControl as e:
-                fresh = True
-                delay_floor = self.risk_control_delay_s
-                self._failed("risk control", e)
-            except Stalled as e:
-                self.stalls += 1
-                self._failed("server went silent; reconnecting", e)
-            except InvalidStatus as e:
-                headers = {k.lower(): v for k, v in e.response.headers.raw_items()}
-                err = self.handshake_rejected(e.response.status_code, headers)
-                if isinstance(err, RiskControl):
-                    delay_floor = self.risk_control_delay_s
-                    fresh = True
-                self._failed("handshake rejected", err)
-            except (OSError, ConnectionClosed, InvalidHandshake, InvalidURI, asyncio.TimeoutError) as e:
-                self._failed("connection lost", e)
-            except Exception as e:  # a bug in a platform hook must not kill the source
-                log.exception("chat source error", extra={"source": self.describe()})
-                self.last_error = str(e)
-            finally:
-                self.connected.clear()
-            delay = max(delay_floor, self.reconnect(attempt))
-            attempt += 1
-            log.info("reconnecting", extra={"source": self.describe(), "in_s": round(delay, 2), "attempt": attempt})
-            await asyncio.sleep(delay)
-
-    def _failed(self, what: str, err: Exception) -> None:
-        self.last_error = f"{what}: {err}"
-        log.warning(what, extra={"source": self.describe(), "error": str(err)})
-
-    async def _session(self, target: Target, emit: EmitFn) -> bool:
-        """One connection. Returns True once it delivered events (so the backoff resets)."""
-        delivered = False
+    # ---------------------------------------------------------------- one connection
+    async def session(self, emit: EmitFn) -> bool:
+        self._url, self._opened = "", False
+        target = await self.bootstrap(self._fresh)
+        self._fresh = False
+        self._url = target.url
         async with connect(target.url, additional_headers=target.headers, max_size=self.max_size,
-                           open_timeout=10, ping_interval=20, ping_timeout=20, close_timeout=2,
+                           open_timeout=OPEN_TIMEOUT_S, ping_interval=20, ping_timeout=20, close_timeout=2,
                            user_agent_header=target.headers.get("User-Agent", BROWSER_UA)) as ws:
+            self._opened = True
             await self.on_open(ws)
             self.connects += 1
-            self.connected.set()
-            log.info("chat connected", extra={"source": self.describe()})
+            self.went_live()
+            log.info("chat connected", extra={"source": self.describe(), "host": self._host()})
             hb = asyncio.create_task(self._heartbeats(ws))
             try:
-                while True:
-                    try:
-                        data = await asyncio.wait_for(ws.recv(), timeout=self.stall_s)
-                    except asyncio.TimeoutError:
-                        raise Stalled(f"nothing received for {self.stall_s:.0f} s") from None
-                    decoded = self.decode_safely(data)
-                    for reply in decoded.replies:
-                        await ws.send(reply)
-                    for event in decoded.events:
-                        if self._dedupe.fresh(event.msg_id):
-                            emit(event)
-                            delivered = True
-                        else:
-                            self.duplicates += 1
-                    if "auth_failed" in decoded.signals:
-                        raise AuthFailed("the server rejected our credentials")
-                    if "reconnect" in decoded.signals:
-                        log.info("server asked us to reconnect", extra={"source": self.describe()})
-                        return delivered
+                await self._receive(ws, emit)
             finally:
                 hb.cancel()
                 await asyncio.gather(hb, return_exceptions=True)
+        return False
+
+    async def _receive(self, ws: ClientConnection, emit: EmitFn) -> None:
+        while True:
+            try:
+                data = await asyncio.wait_for(ws.recv(), timeout=self.stall_s)
+            except asyncio.TimeoutError:
+                raise Stalled(f"nothing received from {self._host()} for {self.stall_s:.0f} s") from None
+            decoded = self.decode_safely(data)
+            for reply in decoded.replies:
+                await ws.send(reply)
+            for event in decoded.events:
+                if self._dedupe.fresh(event.msg_id):
+                    emit(event)
+                else:
+                    self.duplicates += 1
+            if "auth_failed" in decoded.signals:
+                raise AuthFailed("the server rejected our credentials")
+            if "reconnect" in decoded.signals:
+                log.info("server asked us to reconnect", extra={"source": self.describe()})
+                return
 
     async def _heartbeats(self, ws: ClientConnection) -> None:
         while True:
@@ -215,3 +183,70 @@ class WebsocketClientSource(ChatSource):
                 log.warning("skipping undecodable frame (logged once per kind)",
                             extra={"source": self.describe(), "kind": e.kind, "error": str(e)})
             return Decoded()
+
+    # ---------------------------------------------------------------- failures, in words
+    def _host(self) -> str:
+        """host:port of the websocket we dial (the query string may hold tokens: never shown)."""
+        parts = urllib.parse.urlsplit(self._url)
+        if not parts.hostname:
+            return self._url.split("?", 1)[0] or "?"
+        port = parts.port or (443 if parts.scheme == "wss" else 80)
+        return f"{parts.hostname}:{port}"
+
+    def failure(self, error: Exception) -> Failure:
+        if isinstance(error, AuthFailed):
+            self._fresh = True
+            return Failure("authentication failed", f"authentication failed: {error}; re-running the bootstrap")
+        if isinstance(error, RiskControl):
+            self._fresh = True
+            return Failure("risk control", str(error), retry_floor_s=self.risk_control_delay_s)
+        if isinstance(error, Stalled):
+            self.stalls += 1
+            return Failure("server went silent", f"{error}; reconnecting", hint=NETWORK_HINT)
+        if isinstance(error, InvalidStatus):
+            headers = {k.lower(): v for k, v in error.response.headers.raw_items()}
+            err = self.handshake_rejected(error.response.status_code, headers)
+            risky = isinstance(err, RiskControl)
+            self._fresh = self._fresh or risky
+            return Failure("handshake rejected", str(err), retry_floor_s=self.risk_control_delay_s if risky else 0.0)
+        if isinstance(error, InvalidURI):
+            return Failure("bad websocket URL", f"not a websocket URL: {error.uri}", needs_operator=True)
+        if not self._url:  # the HTTP bootstrap failed before we had a websocket to dial
+            return self._bootstrap_failure(error)
+        if not self._opened:
+            return self._connect_failure(error)
+        if isinstance(error, (OSError, ConnectionClosed, InvalidHandshake, asyncio.TimeoutError)):
+            return Failure("connection lost", f"connection to {self._host()} lost: {error}", hint=NETWORK_HINT)
+        return super().failure(error)
+
+    def _connect_failure(self, error: Exception) -> Failure:
+        host = self._host()
+        if isinstance(error, socket.gaierror):
+            name = host.rsplit(":", 1)[0]
+            reason = f"cannot resolve host {name} ({error.strerror}): no network, or a DNS or proxy problem?"
+        elif isinstance(error, ConnectionRefusedError):
+            reason = f"{host} refused the connection (nothing is listening there)"
+        elif isinstance(error, (TimeoutError, asyncio.TimeoutError)):
+            reason = f"{host} did not answer within {OPEN_TIMEOUT_S:.0f} s"
+        elif isinstance(error, OSError):
+            reason = f"cannot reach {host}: {error.strerror or error}"
+        elif isinstance(error, (InvalidHandshake, ConnectionClosed)):
+            reason = f"{host} did not complete the websocket handshake: {error}"
+        else:
+            return super().failure(error)
+        return Failure("cannot connect", reason, hint=NETWORK_HINT)
+
+    def _bootstrap_failure(self, error: Exception) -> Failure:
+        host = getattr(error, "host", None)  # aiohttp's ClientConnectorError names the host it dialled
+        where = f"{host}:{getattr(error, 'port', '')}" if host else f"the {self.platform} web API"
+        if isinstance(error, socket.gaierror) or isinstance(getattr(error, "os_error", None), socket.gaierror):
+            reason = f"cannot resolve host {host or where}: no network, or a DNS or proxy problem?"
+        elif isinstance(error, (TimeoutError, asyncio.TimeoutError)):
+            reason = f"{where} did not answer in time"
+        elif isinstance(error, OSError) and error.errno is None:  # an answer we could not use (HTTP 500, no room)
+            return Failure("bootstrap failed", f"{self.platform} web API: {error}", hint=NETWORK_HINT)
+        elif isinstance(error, OSError):
+            reason = f"cannot reach {where}: {error.strerror or error}"
+        else:
+            return super().failure(error)
+        return Failure("cannot connect", reason, hint=NETWORK_HINT)

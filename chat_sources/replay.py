@@ -1,7 +1,8 @@
 """Replay a JSON Lines chat file at its original pace (or scaled), optionally looping.
 
 Each line is a chat message in the generic schema plus ``t``: seconds from the start of the file.
-Lines that do not parse are reported once at load and skipped.
+Lines that do not parse are reported once at load and skipped. A missing, unreadable or empty file
+is reported through the source's state and retried slowly (the operator may fix it while live).
 """
 
 from __future__ import annotations
@@ -9,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from chat_sources.base import ChatSource, EmitFn
+from chat_sources.base import ChatSource, EmitFn, SourceError, backoff
 from chat_sources.schema import ChatMessageError, event_from_json
 
 log = logging.getLogger(__name__)
@@ -39,32 +41,48 @@ def load_replay(path: Path) -> list[tuple[float, dict[str, Any]]]:
 class ReplayChatSource(ChatSource):
     name = "replay"
 
-    def __init__(self, path: str | Path, speed: float = 1.0, loop: bool = True, room: str = "replay") -> None:
+    def __init__(self, path: str | Path, speed: float = 1.0, loop: bool = True, room: str = "replay", *,
+                 reconnect: Callable[[int], float] = backoff, time_fn: Callable[[], float] | None = None,
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
+        super().__init__(reconnect=reconnect)
         self.path, self.speed, self.loop, self.room = Path(path), speed, loop, room
         self.emitted = 0
+        self._time_fn = time_fn
+        self._sleep = sleep
+        """Pacing is injectable so a test can run it on virtual time."""
 
     def describe(self) -> str:
         return f"replay {self.path.name} x{self.speed}"
 
-    async def run(self, emit: EmitFn) -> None:
-        items = load_replay(self.path)
-        if not items:
-            log.warning("replay file has no usable lines", extra={"file": str(self.path)})
-            return
+    async def session(self, emit: EmitFn) -> bool:
+        items = await asyncio.to_thread(self._load)
+        self.went_live()
+        now = self._time_fn or asyncio.get_running_loop().time
         span = items[-1][0] + 5.0
-        loop = asyncio.get_running_loop()
-        start = loop.time()
+        start = now()
         offset = 0.0
         while True:
             for t, obj in items:
-                due = start + (offset + t) / self.speed
-                delay = due - loop.time()
+                delay = start + (offset + t) / self.speed - now()
                 if delay > 0:
-                    await asyncio.sleep(delay)
+                    await self._sleep(delay)
                 event = event_from_json(obj, "replay", self.room)
                 self.emitted += 1
                 log.info("chat event received", extra={"event": event.id, "kind": event.kind.value, "source": "replay"})
                 emit(event)
             if not self.loop:
-                return
+                return True
             offset += span
+
+    def _load(self) -> list[tuple[float, dict[str, Any]]]:
+        try:
+            items = load_replay(self.path)
+        except FileNotFoundError:
+            raise SourceError("replay file missing", f"replay file not found: {self.path}",
+                              needs_operator=True) from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise SourceError("replay file unreadable", f"cannot read replay file {self.path}: "
+                              f"{getattr(e, 'strerror', None) or e}", needs_operator=True) from None
+        if not items:
+            raise SourceError("replay file empty", f"replay file {self.path} has no usable lines", needs_operator=True)
+        return items

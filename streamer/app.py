@@ -46,9 +46,12 @@ log = logging.getLogger(__name__)
 
 
 class App:
-    def __init__(self, settings: Settings, *, extra_sinks: list[Sink] | None = None) -> None:
+    def __init__(self, settings: Settings, *, extra_sinks: list[Sink] | None = None,
+                 control_token: str | None = None) -> None:
         self.settings = settings
         self.extra_sinks = extra_sinks or []
+        self.control_token = control_token
+        """The control API's token: the local websocket requires it for paid kinds and moderator claims."""
         self.catalogue: Catalogue | None = None
         self.cast: Cast | None = None
         self.tts: TTS | None = None
@@ -89,7 +92,7 @@ class App:
             output_filter=build_output_filter(s, self.cast), state=self.state, memory=memory,
             fillers=build.build_fillers(s, profile))
         self.director.on_accept.append(self._accepted)
-        self.sources = build.build_sources(s)
+        self.sources = build.build_sources(s, token=self.control_token)
         self.mic = await asyncio.to_thread(self._build_mic, profile) if s.voice.mic.enabled else None
         if not self.sources:
             log.warning("no chat source configured: the host will only talk about the products (add a [[chat]] "

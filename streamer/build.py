@@ -134,7 +134,8 @@ def build_state(settings: Settings) -> StateStore:
         raise ConfigError(f"{settings.source_file}: director.state_db: {e}") from None
 
 
-def build_sources(settings: Settings) -> list[ChatSource]:
+def build_sources(settings: Settings, token: str | None = None) -> list[ChatSource]:
+    """``token``: the control token; the local websocket requires it for paid kinds and moderator claims."""
     sources: list[ChatSource] = []
     for s in settings.chat:
         if isinstance(s, ReplaySource):
@@ -144,7 +145,8 @@ def build_sources(settings: Settings) -> list[ChatSource]:
         elif isinstance(s, WebsocketSource):
             from chat_sources.websocket import WebsocketChatSource
 
-            sources.append(WebsocketChatSource(s.host, s.port, s.room))
+            sources.append(WebsocketChatSource(s.host, s.port, s.room, token=token, allowed_origins=s.allowed_origins,
+                                               allow_remote=s.allow_remote))
         else:
             sources.append(platform_source(s.type, str(getattr(s, "room", "") or getattr(s, "channel", "")), s.url))
     return sources

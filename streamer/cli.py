@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from streamer.config import DEFAULT_CONFIG, ConfigError, Settings, load_settings
-from streamer.log import setup_logging
+from streamer.log import add_secret, setup_logging
 
 log = logging.getLogger("streamer")
 
@@ -68,15 +68,16 @@ async def _run(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    app = App(settings)
     token, generated = control_token()
+    add_secret(token)  # whatever might echo it (a request URL, an error), the log stream masks it
+    app = App(settings, control_token=token)
     control = ControlServer(app, settings.control.host, settings.control.port, token)
     try:
         await app.start()
         await control.start()
         tune_process_for_realtime()
-        if generated:
-            print(f"control API token (set STREAMER_CONTROL_TOKEN to choose one): {token}", file=sys.stderr, flush=True)
+        if generated:  # once, to stdout: the log stream (stderr, often collected) never carries it
+            print(f"control API token (set STREAMER_CONTROL_TOKEN to choose one): {token}", flush=True)
         print(f"streamer is live: control http://{control.host}:{control.bound_port}/api/status ; Ctrl-C to stop",
               file=sys.stderr, flush=True)
         await stop.wait()
@@ -95,6 +96,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_say(args: argparse.Namespace) -> int:
+    from streamer.events import clean_text
+
+    if not clean_text(args.text):  # before anything heavy loads; invisible characters count as empty too
+        print('say: nothing to say: the text is empty; give the words to speak, e.g. streamer say "Welcome in!" '
+              "-o hello.mp4", file=sys.stderr)
+        return 2
     from streamer.say import NothingToSay, render_say
 
     settings = _settings(args.config)

@@ -17,7 +17,15 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -255,10 +263,34 @@ class ReplaySource(_Model):
 
 
 class WebsocketSource(_Model):
+    """Local chat feed. Browser pages may connect only from ``allowed_origins``; gifts, super chats,
+    memberships and moderator flags need the control token (STREAMER_CONTROL_TOKEN or the generated one)."""
+
     type: Literal["websocket"]
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8766
     room: str = "local"
+    allowed_origins: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9+.-]*://[^/\s]+$")]] = []
+    """Web pages allowed to connect, as origins ("https://overlay.example.com", "http://127.0.0.1:8080")."""
+    allow_remote: bool = Field(False, validate_default=True)
+    """Listen on a non-loopback host (0.0.0.0, a LAN address): also needs STREAMER_CONTROL_TOKEN set."""
+
+    @field_validator("allow_remote")
+    @classmethod
+    def _remote_needs_consent_and_token(cls, allow: bool, info: ValidationInfo) -> bool:
+        from chat_sources.websocket import is_loopback
+
+        host = info.data.get("host", "127.0.0.1")
+        if is_loopback(host):
+            return allow
+        if not allow:
+            raise ValueError(f"host {host!r} makes the chat feed reachable from the network: set allow_remote = true "
+                             "(and STREAMER_CONTROL_TOKEN) to mean it, or host = \"127.0.0.1\"")
+        environ = (info.context or {}).get("environ", os.environ)
+        if not environ.get("STREAMER_CONTROL_TOKEN", "").strip():
+            raise ValueError(f"allow_remote = true on host {host!r} needs STREAMER_CONTROL_TOKEN in the environment "
+                             "(remote senders of paid or moderator messages must present it)")
+        return allow
 
 
 class BilibiliSource(_Model):
@@ -402,11 +434,12 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
     if not file.is_file():
         raise ConfigError(f"{file}: config file not found")
     data = read_toml(file, "config file")
-    _env_overrides(data, dict(os.environ if environ is None else environ))
+    env = dict(os.environ if environ is None else environ)
+    _env_overrides(data, env)
     data["base_dir"] = file.resolve().parent
     data["source_file"] = str(file)
     try:
-        return Settings.model_validate(data)
+        return Settings.model_validate(data, context={"environ": env})
     except ValidationError as e:
         lines = [f"{file}: {_describe(err)}" for err in e.errors()]
         raise ConfigError("\n".join(lines)) from None

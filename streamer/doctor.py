@@ -31,6 +31,9 @@ def _has(module: str) -> bool:
 def check_chat(settings: Settings) -> list[Check]:
     from chat_sources.replay import load_replay
 
+    if not settings.chat:
+        return [Check("chat sources", False, "none configured: the host will only run idle scripts",
+                      'add a [[chat]] entry (type = "websocket", "replay", "bilibili", "douyin" or "twitch")')]
     out = []
     for i, src in enumerate(settings.chat):
         if isinstance(src, ReplaySource):
@@ -71,10 +74,14 @@ def _reachable(component: str, url: str, timeout: float = 3.0) -> Check:
 def check_llm(settings: Settings) -> list[Check]:
     base = os.environ.get("OPENAI_BASE_URL", "")
     if settings.persona.kind == "scripted":
+        installed = _has("openai")
+        if not installed:
+            detail, fix = "openai package not installed (optional)", "pip install 'streamer[llm]' (for the LLM persona)"
+        else:
+            detail = f"OPENAI_BASE_URL={base}" if base else "not configured (optional)"
+            fix = "set OPENAI_BASE_URL and OPENAI_API_KEY (used by the LLM persona)"
         return [Check("persona", True, "scripted persona (offline, no LLM needed)"),
-                Check("LLM endpoint", bool(base) and _has("openai"),
-                      f"OPENAI_BASE_URL={base}" if base else "not configured (optional)",
-                      "pip install 'streamer[llm]' and set OPENAI_BASE_URL, OPENAI_API_KEY (used by the LLM persona)")]
+                Check("LLM endpoint", bool(base) and installed, detail, fix)]
     return []
 
 

@@ -78,24 +78,97 @@ def test_replay_file_shipped_with_default_has_every_kind():
     assert items[-1][0] > 120  # a realistic pace, minutes not milliseconds
 
 
+class VirtualTime:
+    """A clock that jumps to each deadline at once: pacing is checked exactly, whatever the machine's load."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def time(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
 async def test_replay_keeps_pace_loops_and_skips_bad_lines(tmp_path):
     f = tmp_path / "chat.jsonl"
-    f.write_text('{"t": 0.0, "user": "a", "text": "one"}\nnot json\n{"t": 0.2, "user": "b", "text": "two"}\n'
+    f.write_text('{"t": 0.0, "user": "a", "text": "one"}\nnot json\n{"t": 0.2, "user": "小明", "text": "二"}\n'
                  '{"t": 0.1}\n', encoding="utf-8")
     got, times = [], []
-    loop = asyncio.get_running_loop()
-    src = ReplayChatSource(f, speed=2.0, loop=True)
-    task = asyncio.create_task(src.run(lambda e: (got.append(e.text), times.append(loop.time()))))
+    three = asyncio.Event()
+    vt = VirtualTime()
+
+    def emit(event):
+        got.append(event.text)
+        times.append(vt.now)
+        if len(got) >= 3:
+            three.set()
+
+    src = ReplayChatSource(f, speed=2.0, loop=True, time_fn=vt.time, sleep=vt.sleep)
+    task = asyncio.create_task(src.run(emit))
     try:
-        await asyncio.wait_for(_until(lambda: len(got) >= 3), 10)
+        await asyncio.wait_for(three.wait(), 10)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    assert got[:3] == ["one", "two", "one"]
-    assert times[1] - times[0] == pytest.approx(0.1, abs=0.05)  # 0.2 s at double speed
-    assert times[2] - times[0] == pytest.approx((0.2 + 5.0) / 2, abs=0.1)  # loops after the last line + 5 s
+    assert got[:3] == ["one", "二", "one"]
+    assert times[1] - times[0] == pytest.approx(0.1)  # 0.2 s at double speed
+    assert times[2] - times[0] == pytest.approx((0.2 + 5.0) / 2)  # loops after the last line + 5 s
 
 
-async def _until(cond):
-    while not cond():
-        await asyncio.sleep(0.01)
+PAID_WITHOUT_VALUE = [
+    ('{"kind": "super_chat", "user": "Ann", "text": "free?"}', "amount"),
+    ('{"kind": "super_chat", "user": "Ann", "text": "free?", "amount": 0}', "positive amount"),
+    ('{"kind": "super_chat", "user": "小明", "text": "免费吗", "amount": NaN}', "amount"),
+    ('{"kind": "gift", "user": "小明", "gift": "火箭", "amount": Infinity}', "amount"),
+    ('{"kind": "gift", "user": "Bob", "gift": "rose", "amount": -Infinity}', "amount"),
+    ('{"kind": "gift", "user": "Bob", "gift": "rose", "amount": 1e999}', "amount"),
+    ('{"kind": "membership", "user": "Bob", "amount": "nan"}', "amount"),
+    ('{"kind": "membership", "user": "Bob", "amount": null}', "amount"),
+]
+
+
+@pytest.mark.parametrize("bad, reason", PAID_WITHOUT_VALUE)
+def test_paid_kinds_need_a_positive_finite_amount(bad, reason):
+    with pytest.raises(ChatMessageError, match=reason):
+        event_from_json(bad, "websocket", "r")
+    with pytest.raises(ChatMessageError, match=reason):  # the control API hands over parsed JSON
+        event_from_json(json.loads(bad), "api", "r")
+
+
+def test_free_kinds_still_need_no_amount():
+    assert event_from_json('{"kind": "follow", "user": "小红"}', "websocket", "r").amount is None
+    assert event_from_json('{"kind": "like", "user": "Ann", "count": 20}', "websocket", "r").count == 20
+
+
+def test_readme_examples_and_shipped_samples_still_load():
+    readme = [line for line in (REPO / "README.md").read_text(encoding="utf-8").splitlines()
+              if line.startswith('{"kind"')]
+    assert len(readme) >= 3
+    for line in readme:
+        event_from_json(line, "websocket", "r")
+    for sample in (REPO / "config" / "samples").glob("*.jsonl"):
+        lines = [line for line in sample.read_text(encoding="utf-8").splitlines() if line.strip()]
+        assert len(load_replay(sample)) == len(lines), f"{sample.name} has lines the schema refuses"
+
+
+def _nested(levels: int) -> str:
+    return '{"user": "a", "text": "x", "extra": ' + "[" * levels + "]" * levels + "}"
+
+
+@pytest.mark.parametrize("levels", [40, 5000, 100_000])
+def test_deeply_nested_json_is_refused_with_a_reason(levels):
+    with pytest.raises(ChatMessageError, match="nested too deeply"):
+        event_from_json(_nested(levels), "websocket", "r")
+
+
+def test_deeply_nested_parsed_object_is_refused_without_recursion():
+    deep: list = []
+    node = deep
+    for _ in range(50_000):  # built without recursion, as a JSON body parser hands it over
+        node.append([])
+        node = node[0]
+    with pytest.raises(ChatMessageError, match="nested too deeply"):
+        event_from_json({"user": "a", "text": "x", "extra": deep}, "api", "r")

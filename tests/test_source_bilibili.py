@@ -33,7 +33,8 @@ SC = {"cmd": "SUPER_CHAT_MESSAGE", "data": {"id": 77, "price": 50, "message": "�
                                             "user_info": {"uname": "Rich"}}}
 
 
-def make_source(server, risk_delay=0.3, heartbeat_s=0.25):
+def make_source(server, risk_delay=0.3, heartbeat_s=5.0):
+    """heartbeat_s: short only where a test is about the stall watchdog (a loaded machine can miss 0.5 s)."""
     src = BilibiliChatSource(server.short_room, live_api=server.base, api=server.base, www=server.base, cookie="",
                              reconnect=lambda attempt: 0.05, heartbeat_s=heartbeat_s)
     src.risk_control_delay_s = risk_delay
@@ -53,7 +54,7 @@ async def test_bilibili_end_to_end_reconnect_stall_garbage_and_dedupe():
             [("send", zbatch), ("send", plain(danmaku("第二条", 12, "Bo", "d2"))), ("stall",)],
             [("send", plain(danmaku("第三条", 13, "Cy", "d3"))), ("sleep", 0.3)],
         ]
-        src = make_source(server)
+        src = make_source(server, heartbeat_s=0.25)
         got = await run_until(src, lambda g: any(e.text == "第三条" for e in g))
     summary = [(e.kind, e.user.name, e.text or e.gift_name or e.action) for e in got]
     assert summary == [

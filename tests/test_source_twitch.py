@@ -41,7 +41,10 @@ async def test_twitch_token_login_and_rejected_login():
 
         bad = TwitchChatSource("riotgames", url=server.url, token="wrong", nick="MyBot", reconnect=lambda a: 0.05)
         task = asyncio.create_task(bad.run(lambda e: None))
-        await asyncio.sleep(0.5)
+        for _ in range(2000):  # until the first attempt is over (bounded: fails only if really stuck)
+            if bad.failures:
+                break
+            await asyncio.sleep(0.01)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        assert "authentication failed" in bad.last_error and bad.connects == 0
+        assert "authentication failed" in bad.last_error and "TWITCH_TOKEN" in bad.last_error and bad.connects == 0

@@ -1,5 +1,6 @@
 """A fake Twitch IRC-over-websocket server: CAP ACK, anonymous justinfan or PASS logins, welcome
-numerics, JOIN echo + ROOMSTATE, server PINGs that must be PONGed, RECONNECT, replies to client PINGs."""
+numerics, JOIN echo + ROOMSTATE, server PINGs that must be PONGed, RECONNECT, replies to client PINGs;
+scenario actions ("ping",) and ("joined",) besides the common ones."""
 
 from __future__ import annotations
 
@@ -37,13 +38,21 @@ class FakeTwitch(FakeServer):
         lines = await self._login(ws)
         if lines is None:
             return ws
-        scenario = self.next_scenario()
+        scenario = [("joined",), *self.next_scenario()]  # like Twitch: no channel traffic before JOIN
         stalled = asyncio.Event()
         await self.play(ws, scenario, stalled, asyncio.create_task(self._read(ws, stalled, lines)), self._ping)
         return ws
 
     async def _ping(self, ws: web.WebSocketResponse, action: tuple) -> bool:
-        """("ping",): a server PING that must be answered within a second, else the server hangs up."""
+        """("ping",): a server PING that must be answered within a second, else the server hangs up.
+        ("joined",): wait (up to 20 s) until this connection has joined its channel (every scenario starts
+        with it: Twitch sends no channel traffic before JOIN, and a client still logging in drops it)."""
+        if action[0] == "joined":
+            for _ in range(2000):
+                if len(self.joins) >= self.connections:
+                    return True
+                await asyncio.sleep(0.01)
+            return False
         if action[0] != "ping":
             return True
         before = self.pongs
