@@ -67,7 +67,8 @@ async def load(app: App, rate: float, stop: asyncio.Event, sent: list[int]) -> N
 
     src = next(s for s in app.sources if s.name == "websocket")
     rng = random.Random(1)
-    async with connect(f"ws://127.0.0.1:{src.bound_port}") as ws:  # type: ignore[attr-defined]
+    headers = {"Authorization": f"Bearer {app.control_token}"}  # paid messages need the operator's token
+    async with connect(f"ws://127.0.0.1:{src.bound_port}", additional_headers=headers) as ws:  # type: ignore[attr-defined]
         n = 0
         t0 = time.monotonic()
         while not stop.is_set():
@@ -98,7 +99,7 @@ async def soak(minutes: float, sample_s: float, rate: float, mic: bool) -> dict:
     async with FakeOpenAI(Behaviour(first_token_delay_s=0.2)) as llm:
         settings = load_settings(profile(tmp, mic, llm.url), environ={"OPENAI_API_KEY": "sk-soak-stub"})
         timing = TimingSink()
-        app = App(settings, extra_sinks=[timing])
+        app = App(settings, extra_sinks=[timing], control_token="soak-token")
         await app.start()
         from streamer.cli import tune_process_for_realtime
 

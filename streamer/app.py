@@ -266,7 +266,8 @@ class App:
             "uptime_s": round(time.monotonic() - self.started_at, 1),
             "director": stats,
             "guard": self.director.output_filter.status(),
-            "sources": [{"source": src.describe()} for src in self.sources],
+            "sources": [{"source": src.describe(), "state": src.state.value, "last_error": src.last_error}
+                        for src in self.sources],
             "sinks": {w.sink.name: {"ok": w.failed is None, "error": w.failed, "written": w.written,
                                     "dropped": w.dropped, **w.sink.status()} for w in self.workers},
         }
