@@ -14,8 +14,6 @@ bilinear upsampling back to the half and then the full input size (so any input 
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +82,7 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
                           "bryandlee/animegan2-pytorch release) there, or pass --weights PATH")
     try:
         state: Any = torch.load(str(path), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError) as e:
+    except Exception as e:  # torch.load fails in many ways (pickle, zip, memo KeyError): all mean "not weights"
         raise StudioError(f"{path} is not a PyTorch weights file this can read ({type(e).__name__}): use a .pt "
                           "state_dict from bryandlee/animegan2-pytorch such as face_paint_512_v2.pt") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):

@@ -210,7 +210,7 @@ def test_weights_of_another_architecture_fail_to_load_with_a_clear_message(tmp_p
     import shutil
 
     from avatars.studio.portraits import DiffusersPortraits
-    from tests.studio.conftest import build_tiny_sd
+    from avatars.studio.tiny_models import build_tiny_sd
 
     other = build_tiny_sd(tmp_path / "wider", channels=(64, 128))
     mixed = tmp_path / "mixed"
