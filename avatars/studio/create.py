@@ -88,7 +88,7 @@ def create_candidates(source: PortraitSource, request: PortraitRequest, seed: in
         made = source.generate(request, s, step_done)
         cand = Candidate(i, s, made.image, None if made.flagged else score_portrait(made.image), made.flagged)
         creation.candidates.append(cand)
-        log.info("candidate scored", extra={"candidate": i + 1, "seed": s,
+        log.debug("candidate scored", extra={"candidate": i + 1, "seed": s,
                                             "score": cand.score.value if cand.score else None})
         if on_candidate:
             on_candidate(cand)

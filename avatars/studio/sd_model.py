@@ -204,26 +204,28 @@ def choose_device(want: str) -> tuple[str, Any]:
     return dev, torch.float16 if dev.startswith("cuda") else torch.float32
 
 
-def _quiet_libraries() -> None:
-    """Our own progress replaces the libraries' progress bars and load chatter."""
-    from diffusers.utils import logging as dlog
-    from transformers.utils import logging as tlog
+def _import_diffusers() -> Any:
+    """diffusers, with our own progress replacing the libraries' progress bars and load chatter
+    (transformers is quietened first: importing diffusers already logs through it)."""
+    try:
+        from transformers.utils import logging as tlog
 
+        tlog.set_verbosity_error()
+        tlog.disable_progress_bar()
+        import diffusers
+        from diffusers.utils import logging as dlog
+    except ImportError:
+        raise StudioError(f"diffusers is not installed: {INSTALL_HINT}") from None
     dlog.set_verbosity_error()
     dlog.disable_progress_bar()
-    tlog.set_verbosity_error()
-    tlog.disable_progress_bar()
+    return diffusers
 
 
 def load_pipeline(source: ModelSource, device: str = "auto") -> tuple[Any, str]:
     """The text-to-image pipeline on its device, with DPM++ 2M Karras (good portraits in ~25 steps).
     Returns (pipeline, device)."""
-    try:
-        import diffusers
-    except ImportError:
-        raise StudioError(f"diffusers is not installed: {INSTALL_HINT}") from None
+    diffusers = _import_diffusers()
     dev, dtype = choose_device(device)
-    _quiet_libraries()
     cls = diffusers.StableDiffusionXLPipeline if source.family == "sdxl" else diffusers.StableDiffusionPipeline
     try:
         if source.form == "folder":

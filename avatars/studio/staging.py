@@ -82,18 +82,26 @@ class Staging:
         self.dest, self.picture_name = output_paths(out)
         self.force = force
         self.dir = Path()
+        self.made_parents: list[Path] = []
         self.committed = False
 
     def __enter__(self) -> Staging:
         if self.dest.exists() and not self.force:
             raise StudioError(f"{self.dest} already exists: choose another -o, or pass --force to replace it")
+        self.made_parents = [p for p in (self.dest.parent, *self.dest.parent.parents) if not p.exists()]
         self.dest.parent.mkdir(parents=True, exist_ok=True)
         self.dir = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.studio-", dir=self.dest.parent))
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if not self.committed:
-            shutil.rmtree(self.dir, ignore_errors=True)
+        if self.committed:
+            return
+        shutil.rmtree(self.dir, ignore_errors=True)
+        for parent in self.made_parents:  # folders made for -o, innermost first, if still empty
+            try:
+                parent.rmdir()
+            except OSError:
+                break
 
     @property
     def picture(self) -> Path:

@@ -275,14 +275,15 @@ def test_cli_create_runs_the_pipeline_and_reports_a_faceless_prompt(tiny_sd, tmp
     from streamer.cli import main
 
     rc = main(["avatar", "create", "--prompt", "年轻的女主播，短发，微笑", "--model", str(tiny_sd), "--size", "64x64",
-               "--steps", "2", "--candidates", "2", "--seed", "9", "--device", "cpu", "-o", str(tmp_path / "host.png")])
+               "--steps", "2", "--candidates", "2", "--seed", "9", "--device", "cpu", "-o",
+               str(tmp_path / "avatars" / "new" / "host.png")])
     err = capsys.readouterr().err
     assert rc == 1
     assert "prompt (template): portrait of a young woman, short hair, smiling" in err
     assert "2 candidate(s) x 2 steps on the CPU: about" in err
     assert "candidate 1 (seed 9): no face found" in err and "candidate 2 (seed 10): no face found" in err
     assert "avatar create: none of the 2 candidates has a face" in err
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == []  # not even the folders made for -o
 
 
 def test_cli_create_names_a_bad_model_before_doing_anything_slow(tmp_path, capsys):
