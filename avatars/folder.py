@@ -53,6 +53,8 @@ class _AvatarToml(BaseModel):
     mouth_y: float | None = None
     mouth_width: float | None = None
     actions: list[_Action] = []
+    source: dict[str, Any] = {}
+    """How a created avatar was made (streamer avatar create/stylize/describe: prompt, seed, model, style)."""
 
 
 @dataclass

@@ -186,6 +186,29 @@ class PersonaSettings(_Model):
     """With kind = "llm": idle lines are reworded by the model so a 24/7 loop does not repeat verbatim."""
 
 
+class StudioSettings(_Model):
+    """``streamer avatar create | stylize | describe`` (avatars/studio): the user's own weights, never downloaded."""
+
+    model: str = ""
+    """Stable Diffusion 1.5 / SDXL: a diffusers folder or a single .safetensors/.ckpt file (empty: the
+    cache folder's ``studio/sd``)."""
+    sd_config: str = ""
+    """For a single-file checkpoint: a diffusers folder of the same architecture whose configs and
+    tokenizer are used (weights not needed); empty: the Hugging Face cache, if it holds them."""
+    anime_weights: str = ""
+    """AnimeGANv2 generator weights (.pt), e.g. face_paint_512_v2.pt (empty: ``studio/animegan/`` in the cache)."""
+    device: str = "auto"
+    """auto: CUDA (float16) when present, else CPU (float32)."""
+    steps: Annotated[int, Field(ge=1, le=150)] = 25
+    candidates: Annotated[int, Field(ge=1, le=16)] = 4
+    guidance: Annotated[float, Field(ge=0, le=30)] = 7.0
+    width: Annotated[int, Field(ge=0, le=2048, multiple_of=8)] = 0
+    """0: the model's native size (512 for SD 1.5, 1024 for SDXL)."""
+    height: Annotated[int, Field(ge=0, le=2048, multiple_of=8)] = 0
+    background: Literal["neutral", "green"] = "neutral"
+    """green: a flat chroma-key green behind the host (the avatar is then keyed over [avatar] background)."""
+
+
 class ModerationSettings(_Model):
     blocked_users: list[str] = []
     blocked_words: list[str] = []
@@ -365,6 +388,7 @@ class Settings(_Model):
     chat: list[ChatSourceSettings] = []
     outputs: Outputs = Outputs()
     control: ControlSettings = ControlSettings()
+    studio: StudioSettings = StudioSettings()
 
     base_dir: Path = Field(default=Path("."), exclude=True)
     source_file: str = Field(default="<defaults>", exclude=True)

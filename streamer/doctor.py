@@ -167,7 +167,7 @@ def check_avatar(settings: Settings) -> list[Check]:
     return [Check("avatar", True, av.name, essential=True)]
 
 
-CHECK_MODULES: tuple[str, ...] = ("streamer.guard.doctor", "streamer.voice.checks")
+CHECK_MODULES: tuple[str, ...] = ("streamer.guard.doctor", "streamer.voice.checks", "avatars.studio.doctor")
 """Modules with more checks: each has ``doctor_checks(settings) -> list[Check]``."""
 
 
