@@ -16,7 +16,7 @@ from streamer.log import setup_logging
 
 log = logging.getLogger("streamer")
 
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("streamer.rooms.cli",)
 """Modules that add subcommands: each has ``add_commands(sub, avatar_sub)`` taking the top-level and the
 ``streamer avatar`` subparser collections (imports inside the command functions keep start-up light)."""
 
