@@ -291,6 +291,7 @@ class App:
             "ticks": self.clock.ticks,
             "av_offset_ms": self._av_offset_ms(),
             "uptime_s": round(time.monotonic() - self.started_at, 1),
+            "renderer": getattr(self.clock.renderer, "status", dict)(),  # e.g. lip-sync frames covered locally
             "sinks": {w.sink.name: {"ok": w.failed is None, "error": w.failed, "written": w.written,
                                     "dropped": w.dropped, **w.sink.status()} for w in self.workers},
         }

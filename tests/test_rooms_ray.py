@@ -155,6 +155,12 @@ async def test_rooms_on_ray_share_one_lipsync_deployment_and_survive_its_crash(t
 
         await wait_for(deployment_frames, 240, "the room's frames at the deployment", poll=2)
 
+        async def room_counts_them():  # and the room's status (streamer rooms status) says so
+            lip = (await states())["coffee"].get("lipsync") or {}
+            return lip.get("remote_frames", 0) > 0 and lip.get("renderer") == "wav2lip-remote"
+
+        await wait_for(room_counts_them, 60, "the room reporting its remote frames", poll=2)
+
         # the deployment crashes under load: rooms keep streaming, the room-side client covers its frames
         streaming = StreamingRoom(plan.options.lipsync.url)
         streaming.start()

@@ -185,9 +185,11 @@ class RoomSpec:
     lipsync: bool = False
     error: str = ""
     """The profile error of a room that cannot start; empty when valid."""
+    argv: list[str] = field(default_factory=list)
+    """Another program to run as the room (the benchmark's instrumented room); empty: streamer run."""
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "streamer", "run", "-c", self.profile]
+        return list(self.argv) or [sys.executable, "-m", "streamer", "run", "-c", self.profile]
 
 
 @dataclass

@@ -29,7 +29,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import aiohttp
 
@@ -133,19 +133,25 @@ class RoomProcess:
             self.state = "stopped"
 
     # ------------------------------------------------------------------ the process
-    async def _spawn(self) -> None:
-        spec = self.spec
-        room_dir = Path(spec.cwd)
-        room_dir.mkdir(parents=True, exist_ok=True)
-        self._token = room_token(Path(spec.token_file))
-        logfile = Path(spec.log_file)
+    def _prepare(self) -> tuple[str, BinaryIO]:
+        """The room's folder, its token, and a fresh log (the previous run's kept as room.log.1)."""
+        Path(self.spec.cwd).mkdir(parents=True, exist_ok=True)
+        token = room_token(Path(self.spec.token_file))
+        logfile = Path(self.spec.log_file)
         if logfile.exists():
             logfile.replace(logfile.with_name(logfile.name + ".1"))
+        return token, open(logfile, "ab")  # handed to the child, closed after the spawn
+
+    async def _spawn(self) -> None:
+        spec = self.spec
+        self._token, out = await asyncio.to_thread(self._prepare)
         env = {**os.environ, **spec.env, "STREAMER_CONTROL_TOKEN": self._token, "PYTHONUNBUFFERED": "1"}
-        with open(logfile, "ab") as out:
+        try:
             self.proc = await asyncio.create_subprocess_exec(
-                *self.command, cwd=room_dir, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=out,
+                *self.command, cwd=spec.cwd, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=out,
                 stderr=asyncio.subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
+        finally:
+            out.close()
         self.state = "starting"
         self.started_at = self._last_progress = time.monotonic()
         self._last_ticks, self._answered, self.live = -1, False, {}

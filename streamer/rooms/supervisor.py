@@ -100,13 +100,10 @@ class Supervisor:
 
     # ------------------------------------------------------------------ the shared deployment
     async def _deploy(self) -> None:
-        from avatars.renderers import default_checkpoint
-        from avatars.wav2lip.checkpoint import WEIGHTS_HINT
-
         opts = self.plan.options.lipsync
-        checkpoint = str(Path(opts.checkpoint).expanduser()) if opts.checkpoint else str(default_checkpoint())
-        if not self.plan.options.ray.address and not Path(checkpoint).is_file():
-            self._lipsync_failed(f"Wav2Lip weights not found: {WEIGHTS_HINT.format(path=checkpoint)}")
+        checkpoint, problem = await asyncio.to_thread(self._checkpoint)
+        if problem:
+            self._lipsync_failed(problem)
             return
         try:
             import ray
@@ -123,6 +120,18 @@ class Supervisor:
             self._lipsync_failed(f"{type(e).__name__}: {e}")
             return
         self.lipsync["state"] = "ready"
+
+    def _checkpoint(self) -> tuple[str, str]:
+        """The weights' path, and what is wrong with it when this machine can tell (local Ray only:
+        on a cluster the file must be where the replicas run, not here)."""
+        from avatars.renderers import default_checkpoint
+        from avatars.wav2lip.checkpoint import WEIGHTS_HINT
+
+        opts = self.plan.options.lipsync
+        path = Path(opts.checkpoint).expanduser() if opts.checkpoint else default_checkpoint()
+        if not self.plan.options.ray.address and not path.is_file():
+            return str(path), f"Wav2Lip weights not found: {WEIGHTS_HINT.format(path=path)}"
+        return str(path), ""
 
     def _lipsync_failed(self, error: str) -> None:
         self.lipsync.update(state="failed", error=error)
