@@ -115,6 +115,8 @@ class RoomProcess:
             return
         self._recent_restarts.clear()
         self._quick_failures = 0
+        if self._session is not None:  # a room left failed, started again
+            await self._session.close()
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=max(1.0, self.poll_s * 1.5)))
         await self._spawn()
         self._watch = asyncio.create_task(self._watch_loop(), name=f"room-{self.spec.name}")
