@@ -182,6 +182,14 @@ class RoomProcess:
 
     # ------------------------------------------------------------------ watching
     async def _watch_loop(self) -> None:
+        while self.state != "failed":
+            try:
+                await self._watch_once()
+            except Exception:  # the watcher must outlive any surprise (a /proc read, a signal race)
+                log.exception("room watcher error; watching on", extra={"room": self.spec.name})
+                await asyncio.sleep(self.poll_s)
+
+    async def _watch_once(self) -> None:
         assert self.proc is not None
         while True:
             exited = asyncio.ensure_future(self.proc.wait())
