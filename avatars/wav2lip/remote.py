@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import http.client
+import itertools
 import logging
 import threading
 import time
@@ -37,6 +38,26 @@ from streamer.voice.audio import resample
 log = logging.getLogger(__name__)
 
 PREBUFFER_S = 0.4
+DRAW_HOOKS = hasattr(ProceduralRenderer, "_draw")
+"""The procedural renderer composes frames through ``_changes``/``_draw`` hooks (issue 12's renderer);
+without them this renderer composes its frames itself (``_frame_without_hooks``)."""
+
+
+def network_face(picture: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """(6, 96, 96) uint8: exactly what the local Wav2Lip renderer feeds the network for this picture
+    (its one definition of the pre-processing, wherever it lives), as bytes for the wire."""
+    try:
+        from avatars.wav2lip.official import face_input  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        from avatars.wav2lip.renderer import Wav2LipRenderer
+
+        face_input = Wav2LipRenderer._face_input  # type: ignore[attr-defined,unused-ignore]
+    face = np.asarray(face_input(picture, box))[0]
+    return face if face.dtype == np.uint8 else np.rint(face * 255.0).astype(np.uint8)
+
+
+def speaking(pose: MouthPose) -> bool:
+    return bool(getattr(pose, "speaking", pose.open > 0.02))
 
 
 class LipSyncUnavailable(RuntimeError):
@@ -143,11 +164,13 @@ class RemoteWav2LipRenderer(ProceduralRenderer):
         self.first_batch = first_batch or max(1, round(PREBUFFER_S * fps))
         """The clock starts a sentence once 0.4 s of it is rendered: the first request is exactly that."""
         self.timeout_s = timeout_s
-        self.video = getattr(avatar, "position", None) is not None
+        self.video = bool(getattr(avatar, "animated", getattr(avatar, "position", None) is not None))
         self.start_hint = 0
         """For idle-video avatars: the tick where the next utterance starts (set by the speaker)."""
         self.paste = PasteBack(avatar.image, wav2lip_box(avatar.hints.face_box, avatar.image.shape))
         self._pastes: dict[tuple[int, int, int, int], PasteBack] = {}
+        if DRAW_HOOKS:
+            self._prepare_jaw(avatar.hints)  # the face region the hooks draw on now includes the paste box
         self._faces: dict[tuple[int, tuple[int, int, int, int]], tuple[str, np.ndarray]] = {}
         self.counters = {"remote_frames": 0, "local_frames": 0, "procedural_frames": 0, "failed_requests": 0}
         self.last_error = ""
@@ -157,49 +180,63 @@ class RemoteWav2LipRenderer(ProceduralRenderer):
     # ------------------------------------------------------------------ faces
     def _face(self, tick: int) -> tuple[str, np.ndarray]:
         """The face key and (6, 96, 96) uint8 face input for the picture shown at ``tick``."""
-        from avatars.wav2lip.renderer import Wav2LipRenderer
-
         picture, hints = self.base(tick)
         box = wav2lip_box(hints.face_box, picture.shape)
         memo = (id(picture), box)
         if memo not in self._faces:
             if len(self._faces) > 512:
                 self._faces.clear()
-            face = Wav2LipRenderer._face_input(picture, box)[0]  # the one definition of Wav2Lip's input
-            face = face if face.dtype == np.uint8 else np.rint(face * 255.0).astype(np.uint8)
+            face = network_face(picture, box)
             self._faces[memo] = (face_key(face), face)
         return self._faces[memo]
 
+    @property
+    def capabilities(self) -> Any:
+        """Issue 12's renderer interface: batched, and bound to the tick a sentence starts on for an
+        idle-video avatar (absent before it lands)."""
+        import importlib
+
+        caps = importlib.import_module("avatars.base").Capabilities
+        return caps(batched=True, batch=self.batch, start_tick=self.video)
+
     # ------------------------------------------------------------------ audio -> poses
     def analyze(self, pcm: np.ndarray, rate: int) -> list[MouthPose]:
-        return [p for batch in self.analyze_stream(pcm, rate) for p in batch]
+        return [p for batch in self.render_batches(pcm, rate) for p in batch]
 
     def analyze_stream(self, pcm: np.ndarray, rate: int,
                        cancelled: threading.Event | None = None) -> Iterator[list[MouthPose]]:
-        """Poses in batches as the deployment answers; silent frames skip inference."""
-        base = super().analyze(pcm, rate)
+        """What the speaker calls: poses in batches as the deployment answers (the tick the sentence
+        starts on is read now, once)."""
+        for batch in self.render_batches(pcm, rate, self.start_hint):
+            if cancelled is not None and cancelled.is_set():
+                return
+            yield batch
+
+    def render_batches(self, pcm: np.ndarray, rate: int, start_tick: int = 0, sizes: Iterator[int] | None = None,
+                       base: list[MouthPose] | None = None) -> Iterator[list[MouthPose]]:
+        """Poses in batches; silent frames skip inference. ``sizes``: batch sizes to use first (then
+        ``batch``); by default the first batch is the clock's prebuffer."""
+        base = base if base is not None else ProceduralRenderer.analyze(self, pcm, rate)
         n = len(base)
         if n == 0:
             return
         windows = mel_windows(melspectrogram(resample(pcm, rate, SAMPLE_RATE)), n, self.fps)
-        hint = self.start_hint
-        plays_at = self._play_time(hint)
+        plays_at = self._play_time(start_tick)
+        sizes = itertools.chain(sizes or (self.first_batch,), itertools.repeat(self.batch))
         t0 = time.monotonic()
-        start, size = 0, self.first_batch
+        start = 0
         while start < n:
-            if cancelled is not None and cancelled.is_set():
-                return
-            idx = range(start, min(n, start + size))
-            speaking = [i for i in idx if base[i].open > 0.02]
+            idx = range(start, min(n, start + max(1, next(sizes))))
+            talk = [i for i in idx if speaking(base[i])]
             # the first batch may take timeout_s (speech starts after it); a later one must be back
             # before its first frame can play: not before the first batch is, nor before the clock
             # has played what is queued ahead of this sentence
             deadline = time.monotonic() + self.timeout_s if start == 0 else max(t0, plays_at) + start / self.fps
-            patches = self._patches(windows, speaking, hint, deadline) if speaking else {}
+            patches = self._patches(windows, talk, start_tick, deadline) if talk else {}
             if start == 0:
                 t0 = time.monotonic()
             yield [dataclasses.replace(base[i], patch=patches.get(i)) for i in idx]
-            start, size = start + size, self.batch
+            start = idx.stop
 
     def _play_time(self, tick: int) -> float:
         """When the clock will reach ``tick`` (from the last frame it asked for); 0 when unknown."""
@@ -208,17 +245,17 @@ class RemoteWav2LipRenderer(ProceduralRenderer):
             return 0.0
         return at + (tick - last_tick) / self.fps
 
-    def _patches(self, windows: np.ndarray, speaking: list[int], hint: int, deadline: float) -> dict[int, np.ndarray]:
-        faces = [self._face(hint + i if self.video else 0) for i in speaking]
+    def _patches(self, windows: np.ndarray, talk: list[int], hint: int, deadline: float) -> dict[int, np.ndarray]:
+        faces = [self._face(hint + i if self.video else 0) for i in talk]
         keys = [k for k, _ in faces]
         if self.client.available():
             try:
-                out = self.client.infer(keys, windows[speaking], dict(faces), deadline)
-                self.counters["remote_frames"] += len(speaking)
+                out = self.client.infer(keys, windows[talk], dict(faces), deadline)
+                self.counters["remote_frames"] += len(talk)
                 if self._failing:
                     self._failing = False
                     log.info("lip-sync deployment answering again", extra={"url": self.client.url})
-                return dict(zip(speaking, out, strict=True))
+                return dict(zip(talk, out, strict=True))
             except LipSyncUnavailable as e:
                 self.counters["failed_requests"] += 1
                 self.last_error = str(e)
@@ -227,36 +264,61 @@ class RemoteWav2LipRenderer(ProceduralRenderer):
                     log.warning("lip-sync deployment late or unreachable; covering frames locally",
                                 extra={"url": self.client.url, "error": str(e),
                                        "cover": "local wav2lip" if self.local is not None else "procedural mouth"})
-        return self._cover(windows, speaking, hint)
+        return self._cover(windows, talk, hint)
 
-    def _cover(self, windows: np.ndarray, speaking: list[int], hint: int) -> dict[int, np.ndarray]:
+    def _cover(self, windows: np.ndarray, talk: list[int], hint: int) -> dict[int, np.ndarray]:
         if self.local is not None:
             try:
-                if self.video:
-                    out = self.local.infer_video(windows[speaking], [hint + i for i in speaking])
+                ticks = [hint + i for i in talk] if self.video else None
+                if ticks is not None and hasattr(self.local, "infer_video"):  # the renderer before issue 12
+                    out = self.local.infer_video(windows[talk], ticks)
                 else:
-                    out = self.local.infer(windows[speaking])
-                self.counters["local_frames"] += len(speaking)
-                return dict(zip(speaking, out, strict=True))
+                    out = self.local.infer(windows[talk], ticks) if ticks is not None else self.local.infer(windows[talk])
+                self.counters["local_frames"] += len(talk)
+                return dict(zip(talk, out, strict=True))
             except Exception as e:  # the local renderer failing too: the procedural mouth still speaks
                 self.last_error = f"local renderer: {e}"
-        self.counters["procedural_frames"] += len(speaking)
+        self.counters["procedural_frames"] += len(talk)
         return {}
 
     # ------------------------------------------------------------------ frames
     def frame(self, index: int, pose: MouthPose | None = None) -> np.ndarray:
         self._clock = (index, time.monotonic())  # the clock asks for every tick: where playback is now
-        if pose is None or pose.patch is None:  # idle, silence, or a frame the deployment missed
+        if DRAW_HOOKS or pose is None or pose.patch is None:  # idle, silence, a missed frame: procedural
             return super().frame(index, pose)
+        return self._frame_without_hooks(index, pose)
+
+    def _frame_without_hooks(self, index: int, pose: MouthPose) -> np.ndarray:
         picture, hints = self.base(index)
         if hints is not self._jaw_hints:
             self._prepare_jaw(hints)
         img = picture.copy()
+        assert pose.patch is not None
         self._paste_for(picture, hints.face_box).paste(img, pose.patch)
         blink = self.blink_amount(index)
         if blink > 0.0:
             self._draw_eyelids(img, blink)
-        return self._head_motion(img, index, pose)
+        return self._head_motion(img, index, pose)  # type: ignore[attr-defined,unused-ignore]
+
+    # the drawing hooks of issue 12's procedural renderer (unused before it lands)
+    def _changes(self, pose: MouthPose, blink: float) -> bool:
+        return blink > 0.0 or speaking(pose) or pose.patch is not None
+
+    def _draw(self, img: np.ndarray, pose: MouthPose, blink: float) -> None:
+        if pose.patch is None:
+            super()._draw(img, pose, blink)  # type: ignore[misc,unused-ignore]
+            return
+        self._paste_for(img, self._jaw_hints.face_box).paste(img, pose.patch)
+        if blink > 0.0:
+            self._draw_eyelids(img, blink)
+
+    def _face_region(self, hints: Any) -> tuple[int, int, int, int]:
+        x1, y1, x2, y2 = super()._face_region(hints)  # type: ignore[misc,unused-ignore]
+        paste = getattr(self, "paste", None)
+        if paste is None:
+            return x1, y1, x2, y2
+        bx1, by1, bx2, by2 = paste.box
+        return min(x1, bx1), min(y1, by1), max(x2, bx2), max(y2, by2)
 
     def _paste_for(self, picture: np.ndarray, face_box: tuple[int, int, int, int]) -> PasteBack:
         if not self.video:

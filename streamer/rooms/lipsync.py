@@ -35,6 +35,43 @@ log = logging.getLogger(__name__)
 
 BUCKETS = (8, 16, 32, 64, 128, 256, 512)
 
+try:  # the official post-processing (BGR out, x255 truncated), where the local renderer defines it
+    from avatars.wav2lip.official import faces_from_output  # type: ignore[import-not-found,unused-ignore]
+except ImportError:
+    faces_from_output = None
+
+
+def to_patches(out: Any) -> np.ndarray:
+    """The generator's (N, 3, 96, 96) output -> (N, 96, 96, 3) uint8 RGB mouth patches, exactly as the
+    room's local renderer converts it (so a patch is the same whichever side rendered it)."""
+    if faces_from_output is not None:
+        return np.asarray(faces_from_output(out.float().cpu().numpy()))
+    return np.asarray(out.float().clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).contiguous().cpu().numpy())
+
+
+def pick_device(device: str = "auto") -> str:
+    import torch
+
+    if device != "auto":
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pick_precision(device: str, precision: str = "auto") -> str:
+    """float16 on GPUs, bfloat16 on CPUs with native bf16, else float32."""
+    import torch
+
+    if precision != "auto":
+        return precision
+    if device.startswith("cuda"):
+        return "float16"
+    try:
+        if device == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            return "bfloat16"
+    except (AttributeError, RuntimeError):
+        pass
+    return "float32"
+
 
 class MissingFaces(Exception):
     """Frames name faces this replica has not cached (evicted, or a fresh replica)."""
@@ -57,7 +94,6 @@ class LipSyncModel:
         import torch
 
         from avatars.wav2lip.checkpoint import load_wav2lip
-        from avatars.wav2lip.renderer import pick_device, pick_precision
 
         self.device = pick_device(device)
         self.precision = pick_precision(self.device, precision)
@@ -72,7 +108,7 @@ class LipSyncModel:
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
-        self.compiled = compile == "on" or (compile == "auto" and self.device == "cuda")
+        self.compiled = compile == "on" or (compile == "auto" and self.device.startswith("cuda"))
         self._decode = torch.compile(model.decode, dynamic=False) if self.compiled else model.decode
         self._faces: collections.OrderedDict[str, list[Any]] = collections.OrderedDict()
         self._lock = threading.Lock()
@@ -172,7 +208,7 @@ class LipSyncModel:
             stacked = [torch.cat(level) for level in zip(*(feats[k] for k in unique), strict=True)]
             skips = [level.index_select(0, index) for level in stacked]
             out = self._decode(self._tensor(mel[:, None].astype(np.float32)), skips)
-            patches = out[:n].float().clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).contiguous().cpu().numpy()
+            patches = to_patches(out[:n])
         self.counters["batches"] += 1
         self.counters["frames"] += n
         self.counters["infer_s"] += time.perf_counter() - t0
