@@ -136,7 +136,7 @@ class App:
         renderer = await asyncio.to_thread(
             create_renderer, a.renderer, avatar, s.stream.fps,
             a.wav2lip_checkpoint and str(s.resolve(a.wav2lip_checkpoint)), a.device, a.precision, a.batch, a.backend,
-            a.lipsync_url, a.lipsync_timeout_ms, a.lipsync_fallback)
+            lipsync_url=a.lipsync_url, lipsync_timeout_ms=a.lipsync_timeout_ms, lipsync_fallback=a.lipsync_fallback)
         self.workers = [SinkWorker(sink) for sink in build_sinks(s, self.extra_sinks)]
         self.clock = OutputClock(s.stream.fps, s.stream.sample_rate, renderer, self.workers, [draw_chat, draw_subtitle],
                                  on_playback=self._on_playback)
