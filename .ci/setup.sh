@@ -49,7 +49,7 @@ py="${PYTHON:-python3}"
 "$py" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { say "Python 3.10 or newer is needed"; exit 1; }
 [ -x .venv/bin/python ] || "$py" -m venv .venv
 case "$mode" in
-  test|lint) extras="piper,zh,edge,asr,vcam,llm,studio,dev" ;;
+  test|lint) extras="piper,zh,edge,asr,vcam,llm,studio,rooms,dev" ;;
   *) extras="piper,zh,edge,vcam,llm" ;;
 esac
 stamp=".venv/.streamer-$extras-$(cat pyproject.toml | cksum | cut -d' ' -f1)"

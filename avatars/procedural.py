@@ -70,6 +70,10 @@ class ProceduralRenderer:
         """The poses in one batch (they take a few milliseconds): the speaker's streaming interface."""
         yield self.analyze(pcm, rate)
 
+    def status(self) -> dict[str, object]:
+        """What the renderer reports to the status API (a remote or neural renderer adds its counts)."""
+        return {"renderer": self.name}
+
     def blink_amount(self, index: int) -> float:
         while self._blink_horizon <= index + self.fps * 10:
             gap = self._rng.uniform(2.5, 6.0)

@@ -22,7 +22,14 @@ def default_checkpoint() -> Path:
 
 
 def create_renderer(kind: str, avatar: Avatar, fps: int, checkpoint: str | Path = "", device: str = "auto",
-                    precision: str = "auto", batch: int = 16, backend: str = "torch") -> ProceduralRenderer:
+                    precision: str = "auto", batch: int = 16, backend: str = "torch", lipsync_url: str = "",
+                    lipsync_timeout_ms: float = 250.0, lipsync_fallback: str = "procedural") -> ProceduralRenderer:
+    if kind == "wav2lip" and lipsync_url:  # a shared deployment renders (streamer rooms)
+        from avatars.wav2lip.remote import create_remote_renderer
+
+        return create_remote_renderer(avatar, fps, lipsync_url, lipsync_timeout_ms, lipsync_fallback, batch,
+                                      lambda: create_renderer(kind, avatar, fps, checkpoint, device, precision, batch,
+                                                              backend))
     if kind == "wav2lip":
         from avatars.wav2lip.checkpoint import CheckpointError
 

@@ -268,6 +268,7 @@ class App:
             "guard": self.director.output_filter.status(),
             "sources": [{"source": src.describe(), "state": src.state.value, "last_error": src.last_error}
                         for src in self.sources],
+            "renderer": self.clock.renderer.status(),  # e.g. lip-sync frames covered locally (rooms)
             "sinks": {w.sink.name: {"ok": w.failed is None, "error": w.failed, "written": w.written,
                                     "dropped": w.dropped, **w.sink.status()} for w in self.workers},
         }

@@ -61,7 +61,8 @@ def build_renderer(settings: Settings, avatar: Avatar) -> Any:
     a = settings.avatar
     return create_renderer(a.renderer, avatar, settings.stream.fps,
                            a.wav2lip_checkpoint and str(settings.resolve(a.wav2lip_checkpoint)), a.device,
-                           a.precision, a.batch, a.backend)
+                           a.precision, a.batch, a.backend, lipsync_url=a.lipsync_url,
+                           lipsync_timeout_ms=a.lipsync_timeout_ms, lipsync_fallback=a.lipsync_fallback)
 
 
 def build_actions(settings: Settings, profile: PersonaProfile | None = None) -> dict[str, ActionClip]:

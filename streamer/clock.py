@@ -43,6 +43,10 @@ class Renderer(Protocol):
 
     def frame(self, index: int, pose: MouthPose | None = None) -> np.ndarray: ...
 
+    def status(self) -> dict[str, object]:
+        """What it reports to the status API (a remote lip-sync renderer: frames covered locally...)."""
+        ...
+
 
 @dataclass
 class OverlayState:

@@ -74,6 +74,13 @@ class AvatarSettings(_Model):
     batch: Annotated[int, Field(ge=1, le=128)] = 16
     backend: Literal["torch", "onnx"] = "torch"
     """onnx: ONNX Runtime (CPU, float32; exported once next to the checkpoint; needs the onnx package)."""
+    lipsync_url: str = ""
+    """With renderer = "wav2lip": a shared lip-sync deployment (``streamer rooms`` sets it for each room);
+    empty: the generator runs in this process."""
+    lipsync_timeout_ms: Annotated[float, Field(gt=0)] = 250.0
+    """The first batch of a sentence waits this long for the deployment; later ones must beat their frames."""
+    lipsync_fallback: Literal["procedural", "local"] = "procedural"
+    """Frames the deployment misses: the procedural mouth, or a Wav2Lip generator in this process."""
     mouth_x: float | None = None
     mouth_y: float | None = None
     mouth_width: float | None = None
