@@ -48,7 +48,7 @@ def _vae() -> Any:
 def _text_config(vocab_size: int, projection: int = 0) -> Any:
     from transformers import CLIPTextConfig
 
-    extra = {"projection_dim": projection} if projection else {}
+    extra: dict[str, Any] = {"projection_dim": projection} if projection else {}
     return CLIPTextConfig(bos_token_id=0, eos_token_id=1, pad_token_id=1, hidden_size=32, intermediate_size=37,
                           num_attention_heads=4, num_hidden_layers=2, vocab_size=vocab_size,
                           max_position_embeddings=77, layer_norm_eps=1e-5, **extra)
@@ -76,7 +76,7 @@ def build_tiny_sd(folder: Path, channels: tuple[int, int] = (32, 64), seed: int 
     pipe = StableDiffusionPipeline(unet=unet, vae=_vae(), text_encoder=CLIPTextModel(_text_config(len(tok))),
                                    tokenizer=tok, scheduler=_scheduler(), safety_checker=None,
                                    feature_extractor=None, requires_safety_checker=False)
-    pipe.save_pretrained(str(folder))
+    pipe.save_pretrained(str(folder))  # type: ignore[attr-defined]
     return folder
 
 
@@ -99,5 +99,5 @@ def build_tiny_sdxl(folder: Path, seed: int = 0) -> Path:
     pipe = StableDiffusionXLPipeline(unet=unet, vae=_vae(), text_encoder=CLIPTextModel(cfg),
                                      text_encoder_2=CLIPTextModelWithProjection(cfg), tokenizer=tok,
                                      tokenizer_2=tok, scheduler=_scheduler())
-    pipe.save_pretrained(str(folder))
+    pipe.save_pretrained(str(folder))  # type: ignore[attr-defined]
     return folder

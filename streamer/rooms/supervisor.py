@@ -69,8 +69,9 @@ class Supervisor:
         if o.address:
             ray.init(address=o.address, namespace=NAMESPACE, log_to_driver=False)
         else:
-            ray.init(num_cpus=o.num_cpus or None, num_gpus=o.num_gpus, object_store_memory=o.object_store_mb * 2**20,
-                     include_dashboard=o.dashboard, namespace=NAMESPACE, log_to_driver=False)
+            resources: dict[str, Any] = {"num_cpus": o.num_cpus or None, "num_gpus": o.num_gpus}  # fractions are fine
+            ray.init(**resources, object_store_memory=o.object_store_mb * 2**20, include_dashboard=o.dashboard,
+                     namespace=NAMESPACE, log_to_driver=False)
         self._owns_ray = True
 
     def _create(self, spec: RoomSpec) -> None:
