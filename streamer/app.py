@@ -89,6 +89,9 @@ def build_sinks(settings: Settings, extra: list[Sink] | None = None) -> list[Sin
         r = out.recording
         sinks.append(RecordingSink(r.dir, st.width, st.height, st.fps, st.sample_rate, r.segment_minutes,
                                    r.max_total_mb, r.crf))
+    from streamer.sinks.outputs import output_sinks  # issue 11: rtmp, stage, audio device, preview
+
+    sinks += output_sinks(settings)
     return sinks + (extra or [])
 
 
@@ -140,6 +143,7 @@ class App:
         self.clock = OutputClock(s.stream.fps, s.stream.sample_rate, renderer, self.workers, [draw_chat, draw_subtitle],
                                  on_playback=self._on_playback)
         self.speaker = Speaker(self.tts, renderer, self.clock)
+        self._install_operator_surfaces(avatar)  # issue 11
         actions = [a.model_dump() | {"file": str(s.resolve(a.file))} for a in s.avatar.actions]
         if image and s.resolve(image).is_dir():  # clips that travel with an avatar folder
             from avatars.folder import read_folder
@@ -208,6 +212,7 @@ class App:
                 self.play_action(clip.name)
         if event.text:
             self.clock.overlay_state.chat.append(f"{event.user.name}: {event.text}"[:80])
+        self._operator_event(event)  # issue 11: gift/paid banner
         self.director.submit(event)
 
     def _on_playback(self, ev: PlaybackEvent) -> None:  # clock thread
@@ -319,3 +324,148 @@ class App:
         if self.store is not None:
             self.store.close()
         log.info("streamer stopped")
+
+    # --- operator surfaces (issue 11) ---
+    # Small, separate capabilities the control API, the panel, hotkeys and OBS need. Each is a command
+    # (run on the event loop) or a read-only snapshot; none hands out a runtime object to a client.
+
+    def _install_operator_surfaces(self, avatar: Any) -> None:
+        """The overlay scene (product card, banners, toggles) that the clock draws, from the profile."""
+        from overlays.scene import OVERLAYS, OverlayScene, SceneOverlay
+
+        assert self.clock is not None
+        o = self.settings.overlays
+        self._card: dict[str, float | None] = {"original_price": None, "sale_ends_at": None}
+        self._banners: collections.deque[Any] = collections.deque(maxlen=32)
+        self.muted = False
+        scene = OverlayScene(enabled=frozenset(n for n in OVERLAYS if getattr(o, n)), banner_seconds=o.banner_seconds,
+                             face_box=tuple(avatar.hints.face_box), language=self.settings.stream.language)
+        self.overlay = SceneOverlay(scene)
+        self.clock.overlays = [self.overlay]
+        self._refresh_scene()
+
+    def _refresh_scene(self) -> None:
+        """Publish a new overlay scene (a frozen snapshot: the clock thread reads the reference)."""
+        from overlays.scene import ProductView
+
+        if self.catalogue is None or not hasattr(self, "overlay"):
+            return
+        p, o = self.catalogue.product, self.settings.overlays
+        product = ProductView(p.name, p.price, self._card["original_price"], p.stock,
+                              self._card["sale_ends_at"], o.currency)
+        self.overlay.scene = self.overlay.scene.with_(product=product, banners=tuple(self._banners))
+
+    def _operator_event(self, event: ChatEvent) -> None:
+        """A paid event (gift, super chat, membership) queues a banner: who, what, how much."""
+        from overlays.scene import Banner
+
+        if not event.kind.is_paid or not hasattr(self, "overlay"):
+            return
+        what = event.gift_name or event.text or event.kind.value.replace("_", " ")
+        if event.count and event.count > 1 and event.gift_name:
+            what = f"{event.gift_name} x{event.count}"
+        amount = f"{event.amount.value:g} {event.amount.unit}" if event.amount else ""
+        now = time.time()
+        banners = self._banners
+        while banners and banners[0][0] + self.settings.overlays.banner_seconds * len(banners) < now - 60:
+            banners.popleft()  # long since shown
+        banners.append((now, Banner(event.user.name, what[:40], amount)))
+        self._refresh_scene()
+
+    def set_overlay(self, name: str, enabled: bool) -> list[str]:
+        on = set(self.overlay.scene.enabled)
+        (on.add if enabled else on.discard)(name)
+        self.overlay.scene = self.overlay.scene.with_(enabled=frozenset(on))
+        return sorted(on)
+
+    def set_product_card(self, original_price: float | None = None, sale_ends_in_s: float | None = None) -> None:
+        """Live values only the card shows: the crossed-out original price and a flash-sale countdown
+        (0 removes either)."""
+        if original_price is not None:
+            self._card["original_price"] = original_price or None
+        if sale_ends_in_s is not None:
+            self._card["sale_ends_at"] = time.time() + sale_ends_in_s if sale_ends_in_s else None
+        self._refresh_scene()
+
+    def clear_queue(self, include_paid: bool = False) -> int:
+        """Drop every queued viewer message (paid ones only when asked: money was spent on them)."""
+        assert self.director is not None
+        paid: list[str] = []
+
+        def match(e: ChatEvent) -> bool:
+            if e.kind.is_paid and not include_paid:
+                return False
+            if e.kind.is_paid:
+                paid.append(e.id)
+            return True
+
+        removed = self.director.remove(match)
+        if paid and self.store is not None:
+            self.store.mark_answered(paid)  # the operator dropped them: not to be restored after a restart
+        return removed
+
+    def set_muted(self, muted: bool) -> None:
+        """Silence the microphone outputs (virtual microphone, sound device); the stream goes on."""
+        self.muted = muted
+        for w in self.workers:
+            gate = getattr(w.sink, "muted", None)
+            if gate is not None:
+                (gate.set if muted else gate.clear)()
+
+    def current_authors(self) -> list[dict[str, str]]:
+        """The viewers whose message the line being spoken answers."""
+        current = getattr(self.director, "_current", None)
+        events = current.turn.events if current is not None else []
+        return [{"id": e.user.id, "name": e.user.name, "platform": e.platform} for e in events]
+
+    async def ban_current(self) -> dict[str, Any]:
+        """Ban the author(s) of the line being spoken and cut the line."""
+        assert self.director is not None
+        authors = self.current_authors()
+        removed = sum(self.director.ban(a["id"], a["platform"]) for a in authors)
+        tick = await self.interrupt() if authors else None
+        return {"banned": authors, "removed": removed, "faded_at_tick": tick}
+
+    def reopen_sink(self, name: str) -> bool:
+        """Ask one sink to reopen its device (the others are untouched). False for an unknown name."""
+        for w in self.workers:
+            reopener = getattr(w.sink, "reopener", None)
+            if w.sink.name == name and reopener is not None:
+                reopener.request()
+                return True
+        return False
+
+    def stage_hub(self) -> Any:
+        """The stage page's WebRTC viewers (None when [outputs.stage] is off)."""
+        for w in self.workers:
+            if w.sink.name == "stage" and w.failed is None:
+                return getattr(w.sink, "hub", None)
+        return None
+
+    def preview_jpeg(self) -> bytes | None:
+        for w in self.workers:
+            if w.sink.name == "preview":
+                return w.sink.jpeg()  # type: ignore[attr-defined, no-any-return]
+        return None
+
+    def healthy(self) -> bool:
+        """The clock is ticking (its thread alive and a tick emitted in the last two seconds)."""
+        clock = self.clock
+        thread = getattr(clock, "_thread", None)
+        if clock is None or thread is None or not thread.is_alive():
+            return False
+        times = clock._emit_times
+        return bool(times) and time.monotonic() - times[-1] < 2.0
+
+    def operator_status(self) -> dict[str, Any]:
+        """Everything the panel shows, in one snapshot (the status stream sends it when it changes)."""
+        assert self.director is not None
+        queue = self.director.queue_view()
+        sources = [{"name": src.describe(), "connected": src.connected.is_set() if hasattr(src, "connected") else None,
+                    "error": getattr(src, "last_error", "")} for src in self.sources]
+        return {**self.status(), "queue_items": queue, "muted": self.muted, "authors": self.current_authors(),
+                "overlays": sorted(self.overlay.scene.enabled), "sources": sources,
+                "paid_pending": sum(1 for item in queue if item.get("priority") == 1),
+                "product": self.update_product(), "personas": sorted(self.cast.profiles) if self.cast else [],
+                "products": [p.id for p in self.catalogue.products] if self.catalogue else [],
+                "actions": sorted(self.actions), "stage": self.stage_hub() is not None}

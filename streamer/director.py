@@ -263,11 +263,13 @@ class Director:
         for q in self._classes:
             for item in q:
                 out.append({"priority": item.priority, "kind": item.kind, "text": item.turn.text,
-                            "events": [{"id": e.id, "user": e.user.name, "text": e.text, "kind": e.kind.value}
+                            "events": [{"id": e.id, "user": e.user.name, "text": e.text, "kind": e.kind.value,
+                                        "user_id": e.user.id, "platform": e.platform}  # issue 11: ban from the panel
                                        for e in item.events]})
         held = list(self.moderator.held.values()) if self.moderator else []
         return out + [{"priority": -1, "kind": "held", "events": [{"id": e.id, "user": e.user.name, "text": e.text,
-                                                                    "kind": e.kind.value}]} for e in held]
+                                                                    "kind": e.kind.value, "user_id": e.user.id,
+                                                                    "platform": e.platform}]} for e in held]
 
     # ------------------------------------------------------------------ choosing
     def _flush_batches(self) -> None:

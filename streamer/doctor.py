@@ -160,7 +160,7 @@ def check_avatar(settings: Settings) -> list[Check]:
     return [Check("avatar", True, av.name, essential=True)]
 
 
-CHECK_MODULES: tuple[str, ...] = ()
+CHECK_MODULES: tuple[str, ...] = ("streamer.control.checks",)
 """Modules with more checks: each has ``doctor_checks(settings) -> list[Check]``."""
 
 
