@@ -70,8 +70,9 @@ def card_bitmap(lines: tuple[tuple[str, str], ...], size: int, max_width: int) -
         draw.text((x, y), text, font=fnt, fill=(*color, 255), stroke_width=max(1, px // 16),
                   stroke_fill=(0, 0, 0, 255))
         if style == "was":  # the original price, struck through
-            mid = y + int(px * 0.62)
-            draw.line((x - 2, mid, x + fnt.getlength(text) + 2, mid), fill=(255, 80, 70, 255), width=max(2, px // 10))
+            left, top, right, bottom = draw.textbbox((x, y), text, font=fnt)
+            mid = (top + bottom) // 2
+            draw.line((left - 2, mid, right + 2, mid), fill=(255, 80, 70, 255), width=max(2, px // 10))
         y += lh
     return np.asarray(img)
 

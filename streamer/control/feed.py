@@ -27,15 +27,20 @@ class StatusFeed:
         self._changed = asyncio.Condition()
         self._poke = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.closed = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="status-feed")
 
     async def aclose(self) -> None:
+        """Stop publishing and end every subscription (their loops return)."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        async with self._changed:
+            self.closed = True
+            self._changed.notify_all()
 
     def poke(self) -> None:
         """Something changed (a command ran): publish a fresh snapshot now."""
@@ -68,7 +73,9 @@ class StatusFeed:
         seen = 0
         while True:
             async with self._changed:
-                while self.version == seen:
+                while self.version == seen and not self.closed:
                     await self._changed.wait()
+                if self.closed:
+                    return
                 seen, snap = self.version, self.latest
             yield snap
