@@ -91,14 +91,29 @@ class GlobalHotkeys:
 
     async def aclose(self) -> None:
         if self._listener is not None:
-            self._listener.stop()
-            self._listener = None
+            listener, self._listener = self._listener, None
+            listener.stop()
+            _wake_x11_listener(listener)
+            await asyncio.to_thread(listener.join, 2.0)  # its X connection closes before the display may go
         for fut in list(self._pending):
             fut.cancel()
         await asyncio.sleep(0)
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _wake_x11_listener(listener: Any) -> None:
+    """pynput's X11 listener stops only at the next key event: it disables its XRecord context on the
+    connection that is blocked reading it. Disabling it on the control connection wakes it now."""
+    control, context = getattr(listener, "_display_stop", None), getattr(listener, "_context", None)
+    if control is None or context is None:
+        return
+    try:
+        control.record_disable_context(context)
+        control.flush()
+    except Exception as e:  # the X server is gone already: nothing to wake
+        log.debug("could not wake the X11 key listener", extra={"error": str(e)})
 
 
 def doctor_line(settings: Any) -> tuple[bool, str, str]:
