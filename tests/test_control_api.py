@@ -8,7 +8,7 @@ import pytest
 
 from streamer.control import bodies as b
 from streamer.control.metrics import render
-from tests.test_control_live import TOKEN, _wait_for, start
+from tests.test_control_live import _wait_for, start
 
 
 def test_deeply_nested_json_is_refused_without_recursion():

@@ -30,7 +30,7 @@ KEYS = {"Escape": ("Escape", 27), "Enter": ("Enter", 13)}
 class Browser:
     def __init__(self) -> None:
         self.profile = Path(tempfile.mkdtemp(prefix="operator-chromium-"))
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: asyncio.subprocess.Process | None = None
         self.ws: Any = None
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
@@ -39,8 +39,9 @@ class Browser:
 
     async def __aenter__(self) -> Browser:
         assert CHROMIUM, "chromium is not installed"
-        self.proc = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = await asyncio.create_subprocess_exec(CHROMIUM, *FLAGS, f"--user-data-dir={self.profile}",
+                                                         "about:blank", stdout=subprocess.DEVNULL,
+                                                         stderr=subprocess.DEVNULL)
         port_file = self.profile / "DevToolsActivePort"
         for _ in range(300):
             if port_file.is_file() and port_file.read_text().strip():
@@ -66,13 +67,13 @@ class Browser:
         if self._reader is not None:
             self._reader.cancel()
             await asyncio.gather(self._reader, return_exceptions=True)
-        if self.proc is not None:
+        if self.proc is not None and self.proc.returncode is None:
             self.proc.terminate()
             try:
-                await asyncio.to_thread(self.proc.wait, 10)
-            except subprocess.TimeoutExpired:
+                await asyncio.wait_for(self.proc.wait(), 10)
+            except asyncio.TimeoutError:
                 self.proc.kill()
-                await asyncio.to_thread(self.proc.wait, 10)
+                await self.proc.wait()
         shutil.rmtree(self.profile, ignore_errors=True)
 
     async def _read(self) -> None:

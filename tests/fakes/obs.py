@@ -3,7 +3,6 @@ the bridge uses, recorded for the test. Scenes hold sources; the program scene c
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json

@@ -141,9 +141,6 @@ function render(s) {
   fillSelect($("product-id"), s.products || [], s.product && s.product.id);
   renderActions(s.actions || []);
   renderOverlays(s.overlays || []);
-  $("preview-video").hidden = !s.stage;
-  $("preview-img").hidden = !!s.stage;
-  if (s.stage) startStagePreview();
 }
 
 function renderQueue(items) {
@@ -228,26 +225,12 @@ function renderOverlays(enabled) {
   box.querySelectorAll("input[data-overlay]").forEach((cb) => { cb.checked = enabled.includes(cb.dataset.overlay); });
 }
 
-// ------------------------------------------------------------------ preview: the stage over WebRTC, else a small JPEG
-let stagePc = null;
-async function startStagePreview() {
-  if (stagePc) return;
-  stagePc = new RTCPeerConnection({ iceServers: [] });
-  stagePc.addTransceiver("video", { direction: "recvonly" });
-  stagePc.ontrack = (e) => { if (e.track.kind === "video") $("preview-video").srcObject = new MediaStream([e.track]); };
-  stagePc.onconnectionstatechange = () => {
-    if (["failed", "closed"].includes(stagePc.connectionState)) { stagePc.close(); stagePc = null; }
-  };
-  await stagePc.setLocalDescription(await stagePc.createOffer());
-  await new Promise((ok) => { if (stagePc.iceGatheringState === "complete") ok(); else stagePc.onicegatheringstatechange = () => stagePc.iceGatheringState === "complete" && ok(); });
-  const r = await fetch("/stage/offer", { method: "POST", headers: headers(), body: JSON.stringify({ sdp: stagePc.localDescription.sdp, type: "offer" }) });
-  if (r.ok) await stagePc.setRemoteDescription(await r.json());
-}
-
+// ------------------------------------------------------------------ preview: a small JPEG twice a second
+// (cheap for the host: no video encoder per panel, unlike a WebRTC viewer of the stage)
 async function previewLoop() {
   let url = null;
   while (!$("panel").hidden) {
-    if (!last.stage && document.visibilityState === "visible") {
+    if (document.visibilityState === "visible") {
       try {
         const r = await fetch("/api/preview.jpg", { headers: headers() });
         if (r.ok) {
