@@ -130,6 +130,10 @@ async def test_stage_page_plays_video_and_audio_over_webrtc(tmp_path):
             assert stats["connections"] == 1
             status = app.status()["sinks"]["stage"]
             assert status["viewers"] == 1 and status["written"] > 0
+            await page.js("location.reload()")  # the viewer leaves and comes back
+            await page.wait("window.stageStats && window.stageStats.connected && window.stageStats.frames > 10", 60)
+            assert await _wait_for(lambda: app.status()["sinks"]["stage"]["served"] == 2
+                                   and app.status()["sinks"]["stage"]["viewers"] == 1, 30)
     finally:
         await control.stop()
         await app.stop()

@@ -126,6 +126,8 @@ function render(s) {
   $("fps").textContent = s.fps ?? "–";
   $("av").textContent = s.av_offset_ms ?? "–";
   $("ticks").textContent = s.ticks ?? "–";
+  $("paid-pending").textContent = s.paid_pending ?? 0;
+  $("paid-failed").textContent = s.paid_failed ?? 0;
   $("paused-badge").hidden = !s.paused;
   $("muted-badge").hidden = !s.muted;
   $("pause-btn").firstChild.textContent = s.paused ? "Resume 继续 " : "Pause 暂停 ";
