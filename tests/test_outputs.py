@@ -243,3 +243,65 @@ def test_sound_device_sink_plays_through_portaudio_into_pulseaudio(pulse_sink, m
     tail = heard[loud[-1] + RATE // 10:]
     assert tail.size > RATE // 4 and np.abs(tail).max() < 0.01  # muted: silence followed
     assert sink.status()["state"] == "live"
+
+
+@pytest.mark.slow
+@needs_ffmpeg
+async def test_in_the_app_a_refusing_rtmp_server_leaves_the_other_outputs_whole(tmp_path, monkeypatch):
+    """RTMP, stage, preview and a capture sink run together; RTMP has no server at first: it is down
+    and counts skipped ticks while the capture sink gets every tick; then a server appears and RTMP
+    goes live on its own; /metrics and the status say so all along."""
+    import asyncio
+
+    import aiohttp
+
+    from streamer.app import App
+    from streamer.config import load_settings
+    from streamer.control import ControlServer
+    from tests.conftest import write_config
+    from tests.test_control_live import PROFILE, TOKEN, _wait_for
+    from tests.test_panel_browser import Peaks
+
+    port = _free_port()
+    body = PROFILE.replace("{TMP}", str(tmp_path)).replace("{KIND}", "scripted").replace("{LLM}", "") + f"""
+[outputs.rtmp]
+enabled = true
+url = "rtmp://127.0.0.1:{port}/live/{{key}}"
+key_env = "OPERATOR_TEST_RTMP_KEY"
+max_backoff_s = 1
+[outputs.stage]
+enabled = true
+"""
+    monkeypatch.setenv("OPERATOR_TEST_RTMP_KEY", "x")
+    peaks = Peaks()
+    app = App(load_settings(write_config(tmp_path, body), environ={}), extra_sinks=[peaks])
+    control = ControlServer(app, "127.0.0.1", 0, TOKEN)
+    await app.start()
+    await control.start()
+    server = None
+    try:
+        assert await _wait_for(lambda: app.status()["sinks"]["rtmp"]["skipped"] > 25, 30)
+        rtmp = app.status()["sinks"]["rtmp"]
+        assert rtmp["state"] == "down" and rtmp["ok"] and "x" not in rtmp["url"].rsplit("/", 1)[1]
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+            metrics = await (await http.get(f"{control.url}/metrics")).text()
+            assert 'streamer_sink_up{sink="rtmp"} 0' in metrics and 'streamer_sink_up{sink="peaks"} 1' in metrics
+            server = _listener(port, tmp_path / "late.flv")
+            assert await _wait_for(lambda: app.status()["sinks"]["rtmp"]["state"] == "live", 40)
+            await asyncio.sleep(1.0)
+            metrics = await (await http.get(f"{control.url}/metrics")).text()
+            assert 'streamer_sink_up{sink="rtmp"} 1' in metrics
+        ticks = sorted(peaks.peaks)
+        assert ticks == list(range(ticks[0], ticks[-1] + 1))  # the capture sink missed nothing meanwhile
+        assert app.status()["sinks"]["peaks"]["dropped"] == 0
+    finally:
+        await control.stop()
+        await app.stop()
+        if server is not None:
+            server.send_signal(signal.SIGINT)
+            try:
+                await asyncio.to_thread(server.wait, 20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+    frames, _ = _decode(tmp_path / "late.flv")
+    assert len(frames) > 10

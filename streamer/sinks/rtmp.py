@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 import urllib.parse
 from fractions import Fraction
 from typing import Any
@@ -107,6 +108,7 @@ class RtmpSink(Sink):
         self.url = ""
         self.reopener = Reopener(self.name, first_backoff_s, max_backoff_s)
         self.connections = 0
+        self._writing_since = 0.0
 
     def open(self) -> None:
         self.url = resolve_url(self.url_template, self.key_env)  # a config mistake: SinkUnavailable, said once
@@ -129,13 +131,23 @@ class RtmpSink(Sink):
 
     def _send(self, tick: Tick) -> None:
         assert self.push is not None
-        self.push.write(tick.frame, tick.audio)
+        self._writing_since = time.monotonic()
+        try:
+            self.push.write(tick.frame, tick.audio)
+        finally:
+            self._writing_since = 0.0
 
     def close(self) -> None:
         if self.push is not None:
             push, self.push = self.push, None
             push.close()
 
+    STALL_S = 5.0
+
     def status(self) -> dict[str, object]:
-        return {"url": redact(self.url) if self.url else "", "connections": self.connections,
-                **self.reopener.status()}
+        state = self.reopener.status()
+        since = self._writing_since
+        if since and time.monotonic() - since > self.STALL_S:  # the server stopped reading: say so
+            state |= {"state": "stalled", "error": f"the server has not accepted data for "
+                                                   f"{time.monotonic() - since:.0f} s"}
+        return {"url": redact(self.url) if self.url else "", "connections": self.connections, **state}
