@@ -159,3 +159,25 @@ async def test_status_stream_pushes_each_change_and_commands_take_effect(tmp_pat
     finally:
         await control.stop()
         await app.stop()
+
+
+@pytest.mark.slow
+async def test_another_sites_page_cannot_open_stage_viewers(tmp_path):
+    pytest.importorskip("aiortc")
+    from tests.test_panel_browser import _start
+
+    app, control, _ = await _start(tmp_path, "\n[outputs.stage]\nenabled = true\n")
+    try:
+        async with aiohttp.ClientSession() as anon:
+            offer = {"sdp": "v=0", "type": "offer"}
+            r = await anon.post(f"{control.url}/stage/offer", json=offer, headers={"Origin": "https://evil.example"})
+            assert r.status == 403
+            r = await anon.post(f"{control.url}/stage/offer", data=json.dumps(offer),
+                                headers={"Content-Type": "text/plain"})  # a "simple" cross-site request
+            assert r.status == 415
+            r = await anon.post(f"{control.url}/stage/offer", json=offer, headers={"Origin": control.url})
+            assert r.status == 400 and "offer" in (await r.json())["error"]  # same origin, but not an SDP offer
+        assert app.stage_hub().served == 1 and not app.stage_hub().viewers
+    finally:
+        await control.stop()
+        await app.stop()

@@ -315,6 +315,12 @@ class ControlServer:
         hub = getattr(self.app, "stage_hub", lambda: None)()
         if hub is None:
             return _error(404, "the stage is off: set [outputs.stage] enabled = true")
+        origin = request.headers.get("Origin")
+        if origin is not None and origin != f"{request.scheme}://{request.host}":
+            # no token on the stage (it is the public show), so no other site's page may open viewers here
+            return _error(403, "the stage page must be loaded from this server")
+        if request.content_type != "application/json":
+            return _error(415, "expected Content-Type: application/json")
         body = b.parse_json_object(await request.read())
         sdp, kind = body.get("sdp"), body.get("type")
         if not isinstance(sdp, str) or kind != "offer":
