@@ -176,9 +176,17 @@ class FlakyCamera:
         return None
 
 
-def test_camera_that_disappears_is_reopened_without_touching_other_sinks():
+@pytest.fixture
+def flaky_backend(monkeypatch):
+    """Registered for this test only: a backend left registered would be found by later tests'
+    ``Camera(backend=None)`` (doctor would then see a camera here)."""
     pyvirtualcam = pytest.importorskip("pyvirtualcam")
-    pyvirtualcam.register_backend("flaky-test", FlakyCamera)
+    import pyvirtualcam.camera
+
+    monkeypatch.setitem(pyvirtualcam.camera.BACKENDS, "flaky-test", FlakyCamera)
+
+
+def test_camera_that_disappears_is_reopened_without_touching_other_sinks(flaky_backend):
     FlakyCamera.instances.clear()
     cam = VirtualCameraSink(W, H, FPS, backend="flaky-test")
     cam.reopener.first_delay_s = 0.0

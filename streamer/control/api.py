@@ -127,8 +127,13 @@ class ControlServer:
 
     # ------------------------------------------------------------------ pages and health
     async def index(self, request: web.Request) -> web.Response:
+        # viewer text is drawn with textContent; the policy is the second wall: only this server's own
+        # scripts run, and the page talks to nothing else
         return web.Response(body=panel_file("index.html"), content_type="text/html", charset="utf-8",
-                            headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+                            headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+                                     "Content-Security-Policy": "default-src 'self'; img-src 'self' blob:; "
+                                                                "frame-ancestors 'none'",
+                                     "X-Frame-Options": "DENY"})
 
     async def stage_page(self, request: web.Request) -> web.Response:
         return web.Response(body=panel_file("stage.html"), content_type="text/html", charset="utf-8",
@@ -387,7 +392,7 @@ class ControlServer:
                 hotkeys.start()
                 self._clients.append(hotkeys)
             except RuntimeError as e:
-                log.warning("global hotkeys are off: %s", e)
+                log.warning("global hotkeys are off", extra={"reason": str(e)})
         if s.obs.enabled:
             from streamer.control.obs import ObsBridge
 
