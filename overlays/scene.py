@@ -89,8 +89,9 @@ def draw_scene(frame: np.ndarray, scene: OverlayScene) -> None:
 class SceneOverlay:
     """The clock-side adapter: holds the latest scene; called by the clock as ``overlay(frame, state)``.
 
-    The clock's own state still carries the subtitle (it knows which line plays); everything else
-    comes from the scene. ``clock`` time for countdowns is taken by the caller through ``now_fn``.
+    The clock's own state still carries the subtitle (it knows which line plays), and, once it has them,
+    the line's word timings (``words``: ``Word`` items) and ``elapsed_s`` into it; everything else comes
+    from the scene. Wall-clock time for countdowns and banners comes from ``now_fn``.
     """
 
     def __init__(self, scene: OverlayScene, now_fn: Any = None) -> None:
@@ -103,4 +104,7 @@ class SceneOverlay:
         scene = self.scene  # one read: the reference may be swapped at any moment
         subtitle = scene.subtitle or getattr(state, "subtitle", "")
         chat = scene.chat or tuple(getattr(state, "chat", ()))
-        draw_scene(frame, replace(scene, subtitle=subtitle, chat=chat, now=self._now()))
+        words = scene.words or tuple(getattr(state, "words", ()))  # when the clock carries word timings
+        elapsed = getattr(state, "elapsed_s", scene.elapsed_s)
+        draw_scene(frame, replace(scene, subtitle=subtitle, chat=chat, words=words, elapsed_s=elapsed,
+                                  now=self._now()))

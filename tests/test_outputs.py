@@ -180,10 +180,8 @@ class FlakyCamera:
 def flaky_backend(monkeypatch):
     """Registered for this test only: a backend left registered would be found by later tests'
     ``Camera(backend=None)`` (doctor would then see a camera here)."""
-    pyvirtualcam = pytest.importorskip("pyvirtualcam")
-    import pyvirtualcam.camera
-
-    monkeypatch.setitem(pyvirtualcam.camera.BACKENDS, "flaky-test", FlakyCamera)
+    camera = pytest.importorskip("pyvirtualcam.camera")
+    monkeypatch.setitem(camera.BACKENDS, "flaky-test", FlakyCamera)
 
 
 def test_camera_that_disappears_is_reopened_without_touching_other_sinks(flaky_backend):

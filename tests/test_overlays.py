@@ -98,3 +98,18 @@ def test_toggled_off_overlays_are_not_drawn_and_the_adapter_uses_the_clock_subti
     overlay(frame, ClockState())
     drawn = (frame != 60).any(axis=2)
     assert drawn[250:].any() and drawn[:60, :200].any()  # subtitle at the bottom, ticker top left
+
+
+def test_the_adapter_reveals_words_when_the_clock_state_carries_timings():
+    class ClockState:
+        subtitle = "Flash sale now!"
+        chat: list = []
+        words = (Word(0.0, 0.3, "Flash"), Word(0.35, 0.6, "sale"), Word(0.7, 1.0, "now!"))
+        elapsed_s = 0.1
+
+    overlay = SceneOverlay(OverlayScene(enabled=frozenset({"subtitles"})), now_fn=lambda: 0.0)
+    first, later = _frame(640, 360), _frame(640, 360)
+    overlay(first, ClockState())
+    ClockState.elapsed_s = 0.9
+    overlay(later, ClockState())
+    assert (later != 60).any(axis=2).sum() > 1.5 * (first != 60).any(axis=2).sum() > 0
