@@ -463,7 +463,9 @@ class App:
         queue = self.director.queue_view()
         sources = [{"name": src.describe(), "connected": src.connected.is_set() if hasattr(src, "connected") else None,
                     "error": getattr(src, "last_error", "")} for src in self.sources]
+        moderator = self.director.moderator
         return {**self.status(), "queue_items": queue, "muted": self.muted, "authors": self.current_authors(),
+                "approval": bool(moderator is not None and moderator.approval),
                 "overlays": sorted(self.overlay.scene.enabled), "sources": sources,
                 "paid_pending": sum(1 for item in queue if item.get("priority") == 1),
                 "product": self.update_product(), "personas": sorted(self.cast.profiles) if self.cast else [],

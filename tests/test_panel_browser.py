@@ -109,7 +109,15 @@ async def test_clicking_ban_removes_the_viewers_queued_message(tmp_path):
             left = await page.wait("[...document.querySelectorAll('#queue tbody tr')].length === 1 && "
                                    "document.querySelector('#queue tbody tr td:nth-child(2)').textContent")
             assert left == "小明"
-        assert [e["user"] for item in app.director.queue_view() for e in item["events"]] == ["小明"]
+            await page.js("document.getElementById('approval').click()")  # approve-before-speak on
+            assert await _wait_for(lambda: app.director.moderator.approval, 15)
+            app.inject(event_from_json({"user": "新人", "text": "第一次来，有优惠吗？"}, "control", "local"))
+            await page.wait("[...document.querySelectorAll('#queue tbody tr.held')].length === 1")
+            await page.js("document.querySelector('#queue tbody tr.held button.approve').click()")
+            await page.wait("![...document.querySelectorAll('#queue tbody tr.held')].length && "
+                            "[...document.querySelectorAll('#queue tbody tr td:nth-child(2)')].some(td => "
+                            "td.textContent === '新人')")
+        assert sorted(e["user"] for item in app.director.queue_view() for e in item["events"]) == ["小明", "新人"]
         assert not app.director.moderator.check(event_from_json({"user": "Troll", "text": "hi"}, "control", "local")).allowed
     finally:
         await control.stop()

@@ -136,6 +136,7 @@ function render(s) {
   $("speaking").textContent = s.speaking || "–";
   const authors = (s.authors || []).map((a) => a.name).join(", ");
   $("answering").textContent = authors || s.answering || "–";
+  if (document.activeElement !== $("approval")) $("approval").checked = !!s.approval;
   renderQueue(s.queue_items || []);
   renderSinks(s.sinks || {});
   renderSources(s.sources || []);
@@ -290,6 +291,7 @@ $("product-form").addEventListener("submit", (e) => {
   api("POST", "/api/product", body);
 });
 
+$("approval").addEventListener("change", () => api("POST", "/api/approval", { enabled: $("approval").checked }));
 $("persona-form").addEventListener("submit", (e) => { e.preventDefault(); api("POST", "/api/persona", { name: $("persona").value }); });
 $("login-form").addEventListener("submit", (e) => { e.preventDefault(); login($("token").value.trim()); });
 $("logout").addEventListener("click", () => { sessionStorage.removeItem(KEY); token = ""; showLogin(""); });
