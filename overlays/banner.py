@@ -42,6 +42,19 @@ def finished(banners: Sequence[tuple[float, Banner]], seconds: float, now: float
     return done
 
 
+def prune(banners: Sequence[tuple[float, Banner]], seconds: float, now: float) -> list[tuple[float, Banner]]:
+    """The banners not yet finished, with the first one's time moved to when it really starts, so the
+    schedule of those left is exactly what it was (a queued banner is not cut short by the pruning)."""
+    end = float("-inf")
+    left: list[tuple[float, Banner]] = []
+    for arrived, banner in banners:
+        start = max(arrived, end)
+        end = start + seconds
+        if end > now:
+            left.append((start if not left else arrived, banner))
+    return left
+
+
 def _overlap(a: Box, b: Box) -> int:
     w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
     h = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])

@@ -357,6 +357,7 @@ class App:
 
     def _operator_event(self, event: ChatEvent) -> None:
         """A paid event (gift, super chat, membership) queues a banner: who, what, how much."""
+        from overlays.banner import prune
         from overlays.scene import Banner
 
         if not event.kind.is_paid or not hasattr(self, "overlay"):
@@ -366,10 +367,9 @@ class App:
             what = f"{event.gift_name} x{event.count}"
         amount = f"{event.amount.value:g} {event.amount.unit}" if event.amount else ""
         now = time.time()
-        banners = self._banners
-        while banners and banners[0][0] + self.settings.overlays.banner_seconds * len(banners) < now - 60:
-            banners.popleft()  # long since shown
-        banners.append((now, Banner(event.user.name, what[:40], amount)))
+        kept = prune(self._banners, self.settings.overlays.banner_seconds, now)  # drop what has been shown
+        self._banners = collections.deque(kept[-31:], maxlen=32)
+        self._banners.append((now, Banner(event.user.name, what[:40], amount)))
         self._refresh_scene()
 
     def set_overlay(self, name: str, enabled: bool) -> list[str]:

@@ -140,6 +140,8 @@ async def test_status_stream_pushes_each_change_and_commands_take_effect(tmp_pat
             snap = await next_status(lambda s: len(s["queue_items"]) == 3)
             assert {e["user"] for item in snap["queue_items"] for e in item["events"]} == {"Sam", "小明", "Rich"}
             assert snap["paid_pending"] == 1
+            banner = app.overlay.scene.banners[-1][1]  # the super chat is on its way to the screen
+            assert (banner.who, banner.what, banner.amount) == ("Rich", "包邮吗", "30 CNY")
             r = await (await http.post(f"{base}/clear", json={})).json()
             assert r["removed"] == 2  # the paid message stays: money was spent on it
             snap = await next_status(lambda s: len(s["queue_items"]) == 1)

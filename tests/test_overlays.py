@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from overlays import Banner, OverlayScene, ProductView, SceneOverlay, Word, draw_scene
-from overlays.banner import current_banner, finished
+from overlays.banner import current_banner, finished, prune
 from overlays.product import card_bitmap, card_lines, countdown
 from overlays.subtitles import spoken_text
 from overlays.text import find_cjk_font, text_bitmap
@@ -56,6 +56,10 @@ def test_banners_queue_one_after_another():
     queue = [(0.0, a), (1.0, b), (20.0, c)]
     assert [current_banner(queue, 5, t) for t in (0.5, 4.9, 5.1, 9.9, 10.1, 21)] == [a, a, b, b, None, c]
     assert finished(queue, 5, 10.5) == 2 and finished(queue, 5, 3) == 0
+    burst = [(0.0, Banner(f"viewer{i}", "rose")) for i in range(4)]  # four gifts at once: 0-5, 5-10, 10-15, 15-20
+    left = prune(burst, 5, 12.0)
+    assert [b.who for _, b in left] == ["viewer2", "viewer3"]
+    assert [current_banner(left, 5, t).who for t in (12.0, 14.9, 15.1)] == ["viewer2", "viewer2", "viewer3"]
 
 
 def test_banner_and_product_card_never_cover_the_face():
