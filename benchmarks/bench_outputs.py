@@ -3,7 +3,7 @@
 1. Stage page (headless Chromium, WebRTC from the real app): chat message -> first audible sample in
    the page (p50/p95), and the A/V offset of a marker clip (a white flash and a beep on the same tick),
    measured in the page with WebAudio and requestVideoFrameCallback on one wall clock.
-2. CPU cost of each sink at 1280x720, 25 fps: synthetic ticks at real-time pace into one sink at a time
+2. CPU cost of each sink at 1280x720, 25 fps: the host's idle frames with overlays, at real-time pace, into one sink at a time
    (recording, RTMP at several x264 presets into a local ffmpeg listener, stage with a browser viewer,
    sound device, virtual microphone), process CPU minus the feeder's own, as % of one core. The RTMP
    preset chosen by default is the fastest that leaves room for the rest of the program on 2 cores.
@@ -211,12 +211,20 @@ async def stage_latency(tmp: Path, messages: int) -> dict[str, Any]:
 
 
 def synthetic_ticks(n: int) -> list[Tick]:
-    """A moving picture and a tone: representative encoder load (static frames would flatter x264)."""
-    rng = np.random.default_rng(1)
-    base = rng.integers(0, 255, (H, W, 3), dtype=np.uint8)
+    """The bundled host's own idle frames (blinking, breathing, swaying) with the shop overlays drawn, and
+    a tone: what the encoders really get. (Noise frames would be a worst case no stream looks like.)"""
+    from avatars.portrait import load_avatar
+    from avatars.procedural import ProceduralRenderer
+    from overlays import Banner, OverlayScene, ProductView, draw_scene
+
+    renderer = ProceduralRenderer(load_avatar(None, W, H), FPS)
+    scene = OverlayScene(subtitle="限时秒杀开始啦，欢迎来到直播间", chat=("小明: 多少钱？", "Sam: how much?"),
+                         product=ProductView("AeroBrew 手冲咖啡壶", 39, 59, 7), banners=((0.0, Banner("小明", "火箭", "500 CNY")),),
+                         now=1.0)
     ticks = []
     for i in range(n):
-        frame = np.roll(base, i * 8, axis=1)
+        frame = renderer.frame(i, None).copy()
+        draw_scene(frame, scene)
         t = (np.arange(SPF) + i * SPF) / RATE
         ticks.append(Tick(i, frame, (0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32), True, i / FPS))
     return ticks
@@ -282,7 +290,7 @@ def sink_costs(seconds: float, presets: list[str], tmp: Path) -> dict[str, Any]:
     from streamer.sinks.recording import RecordingSink
     from streamer.sinks.rtmp import RtmpSink
 
-    ticks = synthetic_ticks(50)
+    ticks = synthetic_ticks(100)
     base = feed(None, seconds, ticks)["cpu_percent_of_one_core"]
     out: dict[str, Any] = {"feeder_cpu_percent": base}
 

@@ -35,11 +35,45 @@ def _aiortc() -> Any:
     return aiortc
 
 
+class _Progress:
+    """How far one viewer's video has gone out (tick index), to release its audio in step.
+
+    aiortc stamps each RTCP sender report with the time a packet leaves, not the time it was captured.
+    Video leaves later than audio by its encoding time (tens to hundreds of ms at 720p), so the
+    browser believes the video was captured that much later and plays the audio that much early.
+    Releasing a tick's audio only once the same tick's video has been sent puts both reports on one
+    timeline; if video stalls, audio goes on alone after ``max_hold_s``.
+    """
+
+    def __init__(self, max_hold_s: float = 0.5) -> None:
+        self.sent_upto = -1
+        self.max_hold_s = max_hold_s
+        self.changed = asyncio.Event()
+
+    def video_sent(self, index: int) -> None:
+        if index > self.sent_upto:
+            self.sent_upto = index
+            self.changed.set()
+
+    async def wait_video(self, index: int) -> None:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self.max_hold_s
+        while self.sent_upto < index:
+            left = end - loop.time()
+            if left <= 0:
+                return
+            self.changed.clear()
+            try:
+                await asyncio.wait_for(self.changed.wait(), left)
+            except asyncio.TimeoutError:
+                return
+
+
 class _FeedTrack:
     """A MediaStreamTrack fed by the hub (built lazily so aiortc stays optional)."""
 
     @staticmethod
-    def make(kind: str, maxsize: int) -> Any:
+    def make(kind: str, maxsize: int, progress: _Progress | None = None, pts_per_tick: int = 1) -> Any:
         from aiortc import MediaStreamTrack
 
         class FeedTrack(MediaStreamTrack):
@@ -49,6 +83,7 @@ class _FeedTrack:
                 self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize)
                 self.dropped = 0
                 self.sent = 0
+                self._last = -1
 
             def put(self, frame: Any) -> None:
                 if self.queue.full():
@@ -57,7 +92,14 @@ class _FeedTrack:
                 self.queue.put_nowait(frame)
 
             async def recv(self) -> Any:
+                if kind == "video" and progress is not None:  # asked for the next frame: the last one is out
+                    progress.video_sent(self._last)
                 frame = await self.queue.get()
+                if progress is not None:
+                    if kind == "video":
+                        self._last = frame.pts // pts_per_tick
+                    else:
+                        await progress.wait_video(frame.pts // pts_per_tick)
                 self.sent += 1
                 return frame
 
@@ -80,6 +122,7 @@ class StageHub:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.served = 0
         self.frames = 0
+        self.sync_audio = True
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -116,7 +159,9 @@ class StageHub:
         self.attach(asyncio.get_running_loop())
         pc = aiortc.RTCPeerConnection(aiortc.RTCConfiguration(iceServers=[]))
         self.served += 1
-        viewer = _Viewer(pc, _FeedTrack.make("video", 3), _FeedTrack.make("audio", 6), self.served)
+        progress = _Progress() if self.sync_audio else None
+        viewer = _Viewer(pc, _FeedTrack.make("video", 3, progress, VIDEO_CLOCK // self.fps),
+                         _FeedTrack.make("audio", 25, progress, self.rate // self.fps), self.served)
         pc.addTrack(viewer.video)
         pc.addTrack(viewer.audio)
 
