@@ -291,6 +291,11 @@ $("product-form").addEventListener("submit", (e) => {
   api("POST", "/api/product", body);
 });
 
+$("obs-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const source = $("obs-source").value.trim();
+  if (source) api("POST", "/api/obs/source", { source, visible: e.submitter.dataset.visible === "true" });
+});
 $("approval").addEventListener("change", () => api("POST", "/api/approval", { enabled: $("approval").checked }));
 $("persona-form").addEventListener("submit", (e) => { e.preventDefault(); api("POST", "/api/persona", { name: $("persona").value }); });
 $("login-form").addEventListener("submit", (e) => { e.preventDefault(); login($("token").value.trim()); });
