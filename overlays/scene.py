@@ -86,12 +86,24 @@ def draw_scene(frame: np.ndarray, scene: OverlayScene) -> None:
         draw_timed_subtitle(frame, scene.subtitle, scene.words, scene.elapsed_s)
 
 
-class SceneOverlay:
-    """The clock-side adapter: holds the latest scene; called by the clock as ``overlay(frame, state)``.
+def _word(w: Any) -> Word:
+    """A word timing as the clock carries it: a ``Word``, or a (text, start_s, end_s) tuple."""
+    if isinstance(w, Word):
+        return w
+    text, start, end = w
+    return Word(float(start), float(end), str(text))
 
-    The clock's own state still carries the subtitle (it knows which line plays), and, once it has them,
-    the line's word timings (``words``: ``Word`` items) and ``elapsed_s`` into it; everything else comes
-    from the scene. Wall-clock time for countdowns and banners comes from ``now_fn``.
+
+class SceneOverlay:
+    """The clock-side adapter, called by the clock as ``overlay(frame, state)``.
+
+    The scene comes from the clock's overlay state (``state.extra["scene"]``, delivered as a command
+    through the clock's inbox) or, failing that, from ``self.scene``. The clock's state also carries what
+    only the clock knows: the subtitle being spoken, its word timings (``words``: ``Word`` items or
+    (text, start_s, end_s) tuples) and how far into it playback is (``spoken_s`` or ``elapsed_s``), and the
+    accepted chat lines. Live product values (``state.extra["product"]``: name, price, stock) override the
+    scene's; the card-only values (original price, sale end, currency) stay the scene's. Wall-clock time
+    for countdowns and banners comes from ``now_fn``.
     """
 
     def __init__(self, scene: OverlayScene, now_fn: Any = None) -> None:
@@ -101,10 +113,16 @@ class SceneOverlay:
         self._now = now_fn or time.time
 
     def __call__(self, frame: np.ndarray, state: Any) -> None:
-        scene = self.scene  # one read: the reference may be swapped at any moment
+        extra = getattr(state, "extra", None) or {}
+        scene = extra.get("scene") or self.scene  # one read: the reference may be swapped at any moment
         subtitle = scene.subtitle or getattr(state, "subtitle", "")
         chat = scene.chat or tuple(getattr(state, "chat", ()))
-        words = scene.words or tuple(getattr(state, "words", ()))  # when the clock carries word timings
-        elapsed = getattr(state, "elapsed_s", scene.elapsed_s)
+        words = scene.words or tuple(_word(w) for w in getattr(state, "words", ()))
+        elapsed = getattr(state, "spoken_s", getattr(state, "elapsed_s", scene.elapsed_s))
+        product = scene.product
+        live = extra.get("product")
+        if isinstance(live, dict) and product is not None:
+            product = replace(product, name=live.get("name", product.name), price=live.get("price", product.price),
+                              stock=live.get("stock", product.stock))
         draw_scene(frame, replace(scene, subtitle=subtitle, chat=chat, words=words, elapsed_s=elapsed,
-                                  now=self._now()))
+                                  product=product, now=self._now()))

@@ -117,3 +117,22 @@ def test_the_adapter_reveals_words_when_the_clock_state_carries_timings():
     ClockState.elapsed_s = 0.9
     overlay(later, ClockState())
     assert (later != 60).any(axis=2).sum() > 1.5 * (first != 60).any(axis=2).sum() > 0
+
+
+def test_the_adapter_takes_its_scene_and_live_product_values_from_the_clock_state(monkeypatch):
+    class ClockState:
+        subtitle = ""
+        chat: list = []
+        words = (("限时", 0.0, 0.4), ("秒杀", 0.4, 0.8))  # the clock's (text, start_s, end_s) form
+        spoken_s = 0.5
+        extra = {"scene": OverlayScene(product=ProductView("咖啡壶", 39, 59, 7), enabled=frozenset({"product"})),
+                 "product": {"name": "咖啡壶", "price": 29, "stock": 3}}
+
+    drawn = []
+    overlay = SceneOverlay(OverlayScene(enabled=frozenset()), now_fn=lambda: 0.0)
+    monkeypatch.setattr("overlays.scene.draw_scene", lambda frame, scene: drawn.append(scene))
+    overlay(_frame(64, 64), ClockState())
+    (scene,) = drawn
+    assert (scene.product.price, scene.product.stock, scene.product.original_price) == (29, 3, 59)
+    assert [w.text for w in scene.words] == ["限时", "秒杀"] and scene.elapsed_s == 0.5
+    assert spoken_text(scene.words, scene.elapsed_s) == "限时秒杀"

@@ -46,7 +46,7 @@ def render(status: dict[str, Any]) -> str:
         .add(status.get("ticks", 0)),
         _Family("streamer_fps", "gauge", "Measured output frame rate.").add(float(status.get("fps", 0.0))),
         _Family("streamer_av_offset_seconds", "gauge", "Audio behind video at the outputs.")
-        .add(float(status.get("av_offset_ms", 0.0)) / 1000.0),
+        .add(float(status.get("av_offset_ms", status.get("mic_latency_ms", 0.0))) / 1000.0),
         _Family("streamer_uptime_seconds", "gauge", "Seconds since the stream started.").add(float(status.get("uptime_s", 0.0))),
         _Family("streamer_paused", "gauge", "1 while the host is paused.").add(bool(status.get("paused"))),
         _Family("streamer_muted", "gauge", "1 while the microphone outputs are muted.").add(bool(status.get("muted"))),
@@ -79,7 +79,7 @@ def render(status: dict[str, Any]) -> str:
              _Family("streamer_dropped_ticks_total", "counter", "Ticks dropped or skipped by any sink.").add(total_dropped)]
     src = _Family("streamer_source_up", "gauge", "1 while a chat source is connected (listening for local ones).")
     for s in status.get("sources", []):
-        src.add(s.get("connected") is not False and not s.get("error"), source=s.get("name", "?"))
+        src.add(s.get("connected") is not False and not s.get("error"), source=s.get("name") or s.get("source", "?"))
     fams.append(src)
     errors = _Family("streamer_errors_total", "counter", "Errors by stage (llm, tts, ...) and kind.")
     for stage, kinds in (status.get("errors") or {}).items():

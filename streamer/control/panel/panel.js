@@ -124,7 +124,7 @@ function button(label, cls, onclick) {
 function render(s) {
   last = s;
   $("fps").textContent = s.fps ?? "–";
-  $("av").textContent = s.av_offset_ms ?? "–";
+  $("av").textContent = s.av_offset_ms ?? s.mic_latency_ms ?? "–";
   $("ticks").textContent = s.ticks ?? "–";
   $("paid-pending").textContent = s.paid_pending ?? 0;
   $("paid-failed").textContent = s.paid_failed ?? 0;
@@ -192,7 +192,7 @@ function renderSinks(sinks) {
 }
 
 function renderSources(sources) {
-  $("sources").replaceChildren(...sources.map((s) => el("li", `${s.name}: ${s.error ? "error " + s.error : s.connected === false ? "connecting" : "ok"}`)));
+  $("sources").replaceChildren(...sources.map((s) => el("li", `${s.name || s.source}: ${s.error ? "error " + s.error : s.connected === false ? "connecting" : "ok"}`)));
 }
 
 function fillSelect(select, options, current) {
