@@ -31,6 +31,9 @@ apt_update() {
 
 # 1. System packages: espeak-ng (fallback voice), PulseAudio (virtual microphone), a CJK font (subtitles).
 pkgs=(espeak-ng pulseaudio pulseaudio-utils fonts-noto-cjk)
+# Tests of the operator's seat: a headless browser (panel, stage page), an RTMP listener, an X server and
+# key presses (global hotkeys), PortAudio with its ALSA "pulse" device (sound-device output).
+if [ "$mode" = test ]; then pkgs+=(chromium ffmpeg xvfb xdotool libportaudio2 libasound2-plugins); fi
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -6,6 +6,7 @@ text and alpha-blended onto frames (cheap per frame).
 
 from __future__ import annotations
 
+import collections
 import functools
 import shutil
 import subprocess
@@ -104,6 +105,26 @@ def text_bitmap(text: str, size: int, max_width: int, max_lines: int = 2, color:
     return np.asarray(img)
 
 
+_SPRITES: collections.OrderedDict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = collections.OrderedDict()
+
+
+def _sprite(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Premultiplied colour and inverse alpha of a bitmap (uint16, alpha scaled to 0..256), computed once
+    per bitmap: blending is then one multiply, one add and a shift per pixel, every frame."""
+    key = id(rgba)
+    hit = _SPRITES.get(key)
+    if hit is not None and hit[0] is rgba:
+        _SPRITES.move_to_end(key)
+        return hit[1], hit[2]
+    a = rgba[..., 3:4].astype(np.uint16)
+    a += a >> 7  # 255 -> 256: opaque pixels replace the frame exactly
+    pre, inv = rgba[..., :3].astype(np.uint16) * a, 256 - a
+    _SPRITES[key] = (rgba, pre, inv)  # holding rgba keeps its id from being reused
+    while len(_SPRITES) > 64:
+        _SPRITES.popitem(last=False)
+    return pre, inv
+
+
 def blend(frame: np.ndarray, rgba: np.ndarray, x: int, y: int) -> None:
     """Alpha-blend ``rgba`` onto ``frame`` (in place) at (x, y), clipped to the frame."""
     h, w = frame.shape[:2]
@@ -111,7 +132,10 @@ def blend(frame: np.ndarray, rgba: np.ndarray, x: int, y: int) -> None:
     x0, y0, x1, y1 = max(0, x), max(0, y), min(w, x + bw), min(h, y + bh)
     if x0 >= x1 or y0 >= y1:
         return
-    src = rgba[y0 - y:y1 - y, x0 - x:x1 - x]
-    a = src[..., 3:4].astype(np.uint16)
+    pre, inv = _sprite(rgba)
+    rows, cols = slice(y0 - y, y1 - y), slice(x0 - x, x1 - x)
     dst = frame[y0:y1, x0:x1]
-    dst[:] = ((src[..., :3].astype(np.uint16) * a + dst.astype(np.uint16) * (255 - a)) // 255).astype(np.uint8)
+    mixed = dst * inv[rows, cols]
+    mixed += pre[rows, cols]
+    mixed >>= 8
+    dst[:] = mixed

@@ -92,6 +92,8 @@ class App:
             output_filter=build_output_filter(s, self.cast), state=self.state, memory=memory,
             fillers=build.build_fillers(s, profile))
         self.director.on_accept.append(self._accepted)
+        self._install_operator_surfaces(renderer)
+        self.director.on_accept.append(self._operator_event)  # banners come from accepted paid events only
         self.sources = build.build_sources(s, token=self.control_token)
         self.mic = await asyncio.to_thread(self._build_mic, profile) if s.voice.mic.enabled else None
         if not self.sources:
@@ -242,6 +244,8 @@ class App:
         p = self.catalogue.product
         view = {"id": p.id, "name": p.name, "price": p.price, "stock": p.stock}
         self.clock.update_overlay(lambda state: _set(state, "product", dict(view)))
+        if product_id:
+            self._refresh_scene()  # a new product on the card
         return view
 
     # ------------------------------------------------------------------ what the operator sees
@@ -268,7 +272,9 @@ class App:
             "guard": self.director.output_filter.status(),
             "sources": [{"source": src.describe(), "state": src.state.value, "last_error": src.last_error}
                         for src in self.sources],
-            "renderer": self.clock.renderer.status(),  # e.g. lip-sync frames covered locally (rooms)
+            "renderer": self.clock.renderer.status(),
+            "errors": {"llm": self.director.persona.error_counts(),
+                       "tts": self.tts.error_counts() if self.tts else {}},  # e.g. lip-sync frames covered locally (rooms)
             "sinks": {w.sink.name: {"ok": w.failed is None, "error": w.failed, "written": w.written,
                                     "dropped": w.dropped, **w.sink.status()} for w in self.workers},
         }
@@ -282,6 +288,142 @@ class App:
         return 0.0
 
 
+    # --- operator surfaces (issue 11) ---
+    # Small capabilities the control API, the panel, hotkeys and OBS need. Each is a command (run on the
+    # event loop; what changes the picture goes to the clock's inbox) or a read-only snapshot; none hands a
+    # runtime object to a client.
+
+    def _install_operator_surfaces(self, renderer: Any) -> None:
+        """The overlay scene (subtitles, chat, product card, banners, toggles) the clock draws, from the profile."""
+        from overlays.scene import OVERLAYS, OverlayScene, SceneOverlay
+
+        assert self.clock is not None
+        o = self.settings.overlays
+        self._card: dict[str, float | None] = {"original_price": None, "sale_ends_at": None}
+        self._banners: collections.deque[Any] = collections.deque(maxlen=32)
+        self.muted = False
+        scene = OverlayScene(enabled=frozenset(n for n in OVERLAYS if getattr(o, n)), banner_seconds=o.banner_seconds,
+                             face_box=tuple(renderer.avatar.hints.face_box), language=self.settings.stream.language)
+        self.overlay = SceneOverlay(scene)
+        self.clock.overlays = [self.overlay]  # before the clock starts: set once, never swapped under it
+        self._refresh_scene()
+
+    def _publish_scene(self, scene: Any) -> None:
+        """A new frozen scene for the clock (through its inbox) and for readers on this side."""
+        assert self.clock is not None
+        self.overlay.scene = scene
+        self.clock.update_overlay(lambda state: _set(state, "scene", scene))
+
+    def _refresh_scene(self) -> None:
+        from overlays.scene import ProductView
+
+        if self.catalogue is None:
+            return
+        p, o = self.catalogue.product, self.settings.overlays
+        product = ProductView(p.name, p.price, self._card["original_price"], p.stock,
+                              self._card["sale_ends_at"], o.currency)
+        self._publish_scene(self.overlay.scene.with_(product=product, banners=tuple(self._banners)))
+
+    def _operator_event(self, event: ChatEvent) -> None:
+        """An accepted paid event (gift, super chat, membership) queues a banner: who, what, how much."""
+        from overlays.banner import prune
+        from overlays.scene import Banner
+
+        if not event.paid:
+            return
+        what = event.gift_name or event.text or event.kind.value.replace("_", " ")
+        if event.count and event.count > 1 and event.gift_name:
+            what = f"{event.gift_name} x{event.count}"
+        amount = f"{event.amount.value:g} {event.amount.unit}" if event.amount else ""
+        now = time.time()
+        kept = prune(self._banners, self.settings.overlays.banner_seconds, now)  # drop what has been shown
+        self._banners = collections.deque(kept[-31:], maxlen=32)
+        self._banners.append((now, Banner(event.user.name, what[:40], amount)))
+        self._refresh_scene()
+
+    def set_overlay(self, name: str, enabled: bool) -> list[str]:
+        on = set(self.overlay.scene.enabled)
+        (on.add if enabled else on.discard)(name)
+        self._publish_scene(self.overlay.scene.with_(enabled=frozenset(on)))
+        return sorted(on)
+
+    def set_product_card(self, original_price: float | None = None, sale_ends_in_s: float | None = None) -> None:
+        """Live values only the card shows: the crossed-out original price and a flash-sale countdown
+        (0 removes either)."""
+        if original_price is not None:
+            self._card["original_price"] = original_price or None
+        if sale_ends_in_s is not None:
+            self._card["sale_ends_at"] = time.time() + sale_ends_in_s if sale_ends_in_s else None
+        self._refresh_scene()
+
+    def clear_queue(self, include_paid: bool = False) -> int:
+        """Drop every queued viewer message (paid ones only when asked: money was spent on them; those are
+        closed in the ledger as skipped by the operator)."""
+        assert self.director is not None
+        if include_paid:
+            return self.director.remove(lambda e: True, "queue cleared by the operator")
+        return self.director.clear()
+
+    def set_muted(self, muted: bool) -> None:
+        """Silence the microphone outputs (virtual microphone, sound device); the stream goes on."""
+        self.muted = muted
+        for w in self.workers:
+            w.sink.mute(muted)
+
+    def current_authors(self) -> list[dict[str, str]]:
+        """The viewers whose message the line being spoken answers."""
+        assert self.director is not None
+        turn = self.director.now
+        events = turn.events if turn is not None else []
+        return [{"id": e.user.id, "name": e.user.name, "platform": e.platform} for e in events]
+
+    async def ban_current(self) -> dict[str, Any]:
+        """Ban the author(s) of the line being spoken and cut the line."""
+        assert self.director is not None
+        authors = self.current_authors()
+        removed = sum(self.director.ban(a["id"], a["platform"]) for a in authors)
+        tick = await self.interrupt() if authors else None
+        return {"banned": authors, "removed": removed, "faded_at_tick": tick}
+
+    def reopen_sink(self, name: str) -> bool:
+        """Ask one sink to reopen its device (the others are untouched). False for an unknown name."""
+        return any(w.sink.name == name and w.sink.request_reopen() for w in self.workers)
+
+    def stage_hub(self) -> Any:
+        """The stage page's WebRTC viewers (None when [outputs.stage] is off)."""
+        from streamer.sinks.stage import StageSink
+
+        for w in self.workers:
+            if isinstance(w.sink, StageSink) and w.failed is None:
+                return w.sink.hub
+        return None
+
+    def preview_jpeg(self) -> bytes | None:
+        from streamer.sinks.preview import PreviewSink
+
+        for w in self.workers:
+            if isinstance(w.sink, PreviewSink):
+                return w.sink.jpeg()
+        return None
+
+    def healthy(self) -> bool:
+        """The clock is ticking (its thread alive and a tick emitted in the last two seconds)."""
+        return self.clock is not None and self.clock.alive(2.0)
+
+    def operator_status(self) -> dict[str, Any]:
+        """Everything the panel shows, in one snapshot (the status stream sends it when it changes)."""
+        assert self.director is not None
+        moderator = self.director.moderator
+        status = self.status()
+        status["sources"] = [{**src, "name": src["source"]} for src in status["sources"]]
+        return {**status, "queue_items": self.director.queue_view(), "muted": self.muted,
+                "authors": self.current_authors(), "approval": bool(moderator is not None and moderator.approval),
+                "overlays": sorted(self.overlay.scene.enabled), "product": self.update_product(),
+                "personas": sorted(self.cast.profiles) if self.cast else [],
+                "products": [p.id for p in self.catalogue.products] if self.catalogue else [],
+                "actions": sorted(self.actions), "stage": self.stage_hub() is not None,
+                "failed": self.director.failed()}
+
+
 def _set(state: OverlayState, key: str, value: Any) -> None:
     state.extra[key] = value
-

@@ -185,4 +185,6 @@ def build_sinks(settings: Settings) -> list[Sink]:
         r = out.recording
         sinks.append(RecordingSink(r.dir, st.width, st.height, st.fps, st.sample_rate, r.segment_minutes,
                                    r.max_total_mb, r.crf))
-    return sinks
+    from streamer.sinks.outputs import output_sinks
+
+    return sinks + output_sinks(settings)  # stage page, preview, RTMP, sound device

@@ -18,7 +18,7 @@ from streamer.log import add_secret, setup_logging
 
 log = logging.getLogger("streamer")
 
-COMMAND_MODULES: tuple[str, ...] = ("avatars.studio.cli", "streamer.rooms.cli")
+COMMAND_MODULES: tuple[str, ...] = ("avatars.studio.cli", "streamer.rooms.cli", "streamer.control.cli")
 """Modules that add subcommands: each has ``add_commands(sub, avatar_sub)`` taking the top-level and the
 ``streamer avatar`` subparser collections (imports inside the command functions keep start-up light)."""
 
@@ -78,8 +78,8 @@ async def _run(settings: Settings) -> int:
         tune_process_for_realtime()
         if generated:  # once, to stdout: the log stream (stderr, often collected) never carries it
             print(f"control API token (set STREAMER_CONTROL_TOKEN to choose one): {token}", flush=True)
-        print(f"streamer is live: control http://{control.host}:{control.bound_port}/api/status ; Ctrl-C to stop",
-              file=sys.stderr, flush=True)
+        print(f"streamer is live: control panel http://{control.host}:{control.bound_port}/ "
+              "(or: streamer panel) ; Ctrl-C to stop", file=sys.stderr, flush=True)
         await stop.wait()
     finally:
         await control.stop()
@@ -174,47 +174,70 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from streamer import __version__
     from streamer.voice.base import engines
-    parser = argparse.ArgumentParser(prog="streamer", description="An AI live host that lives inside a webcam.")
-    parser.add_argument("--log-level", default="INFO")
+
+    parser = argparse.ArgumentParser(prog="streamer", description="An AI live host that lives inside a webcam.",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="Run 'streamer COMMAND --help' for each command's arguments and examples.")
+    parser.add_argument("--version", action="version", version=f"streamer {__version__}")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
+                        help="how much to log (default INFO), e.g. --log-level DEBUG")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("run", help="start the host and keep it live until Ctrl-C")
-    p.add_argument("-c", "--config", help="TOML profile (default: config/default.toml)")
+    p = sub.add_parser("run", help="start the host and keep it live until Ctrl-C",
+                       description="Start the live host and keep it running until Ctrl-C.",
+                       epilog="example: streamer run -c config/bilibili_commerce.toml")
+    p.add_argument("-c", "--config", metavar="FILE",
+                   help="TOML profile (default: config/default.toml), e.g. -c config/douyin_commerce.toml")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("say", help="render one utterance to an MP4 file")
-    p.add_argument("text")
-    p.add_argument("-o", "--output", required=True)
-    p.add_argument("-c", "--config")
-    p.add_argument("--avatar", help="portrait image (default: the config's avatar)")
-    p.add_argument("--voice", choices=["auto", *engines()])
-    p.add_argument("--language", help="zh or en (default: the text's own language)")
-    p.add_argument("--no-subtitles", action="store_true")
+    p = sub.add_parser("say", help="render one utterance to an MP4 file",
+                       description="Render one utterance (voice, lip-synced face, subtitles) to an MP4 file.",
+                       epilog='example: streamer say "欢迎来到直播间！" -o hello.mp4 --language zh')
+    p.add_argument("text", help='what the host says, e.g. "欢迎来到直播间" or "Flash sale in five minutes!"')
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="the MP4 file to write, e.g. -o hello.mp4")
+    p.add_argument("-c", "--config", metavar="FILE", help="TOML profile for voice, avatar and size, e.g. -c my.toml")
+    p.add_argument("--avatar", metavar="IMAGE",
+                   help="portrait image (default: the config's avatar), e.g. --avatar host.jpg or drawn:male")
+    p.add_argument("--voice", choices=["auto", *engines()],
+                   help="voice engine (default: the config's chain), e.g. --voice piper")
+    p.add_argument("--language", choices=["zh", "en"], help="zh or en (default: the text's own language), e.g. --language zh")
+    p.add_argument("--no-subtitles", action="store_true", help="do not draw the sentence on the video")
     p.set_defaults(func=cmd_say)
 
-    p = sub.add_parser("listen", help="print a live room's chat as normalised events until Ctrl-C")
-    p.add_argument("platform", choices=["bilibili", "douyin", "twitch"])
-    p.add_argument("room", help="room id (bilibili, douyin: the number in live.douyin.com/<room>) or channel (twitch)")
-    p.add_argument("--url", help="connect to this websocket URL instead (skips the HTTP bootstrap)")
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p = sub.add_parser("listen", help="print a live room's chat as normalised events until Ctrl-C",
+                       description="Print a live room's chat as normalised events until Ctrl-C.",
+                       epilog="example: streamer listen bilibili 22608112 --json")
+    p.add_argument("platform", choices=["bilibili", "douyin", "twitch"], help="the platform, e.g. bilibili")
+    p.add_argument("room", help="room id (bilibili, douyin: the number in live.douyin.com/<room>) or channel "
+                                "(twitch), e.g. 22608112 or xqc")
+    p.add_argument("--url", metavar="WS_URL",
+                   help="connect to this websocket URL instead (skips the HTTP bootstrap), e.g. --url ws://127.0.0.1:9000")
+    p.add_argument("--json", action="store_true", help="print one JSON object per line (JSON Lines)")
     p.set_defaults(func=cmd_listen)
 
-    p = sub.add_parser("avatar", help="prepare an avatar (face detection, cached)")
+    p = sub.add_parser("avatar", help="prepare an avatar (face detection, cached)",
+                       description="Avatar tools.", epilog="example: streamer avatar prepare host.jpg")
     avatar_sub = p.add_subparsers(dest="avatar_command", required=True)
-    prep = avatar_sub.add_parser("prepare", help="detect and cache the face of a portrait or idle video")
-    prep.add_argument("path")
+    prep = avatar_sub.add_parser("prepare", help="detect and cache the face of a portrait or idle video",
+                                 description="Detect and cache the face of a portrait, idle video or avatar folder.",
+                                 epilog="example: streamer avatar prepare avatars/host_idle.mp4")
+    prep.add_argument("path", help="a portrait image, an idle video or an avatar folder, e.g. host.jpg")
     prep.set_defaults(func=cmd_avatar)
 
-    p = sub.add_parser("doctor", help="check every component and say how to fix what is missing")
-    p.add_argument("-c", "--config")
+    p = sub.add_parser("doctor", help="check every component and say how to fix what is missing",
+                       description="Check every component and print the fix for what is missing.",
+                       epilog="example: streamer doctor -c config/twitch_vtuber.toml")
+    p.add_argument("-c", "--config", metavar="FILE",
+                   help="TOML profile to check (default: config/default.toml), e.g. -c my.toml")
     p.set_defaults(func=cmd_doctor)
 
     for name in COMMAND_MODULES:  # subcommands that live beside their stage
         importlib.import_module(name).add_commands(sub, avatar_sub)
 
     args = parser.parse_args(argv)
-    setup_logging(args.log_level.upper())
+    setup_logging(args.log_level)
     try:
         return int(args.func(args))
     except ConfigError as e:

@@ -136,6 +136,12 @@ class OutputClock:
                 self._resolve_faded(self.ticks)
 
     # ------------------------------------------------------------------ observations (snapshots)
+    def alive(self, within_s: float = 2.0) -> bool:
+        """The clock thread runs and emitted a tick in the last ``within_s`` (the health check)."""
+        if self._thread is None or not self._thread.is_alive() or not self._emit_times:
+            return False
+        return time.monotonic() - self._emit_times[-1] < within_s
+
     def measured_fps(self) -> float:
         times = list(self._emit_times)
         if len(times) < 2 or times[-1] == times[0]:

@@ -372,15 +372,100 @@ class RecordingOutput(_Model):
     crf: Annotated[int, Field(ge=0, le=51)] = 26
 
 
+class RtmpOutput(_Model):
+    """RTMP push (H.264 + AAC in FLV). The stream key usually comes from the environment: put
+    ``{key}`` in ``url`` and the key in the variable named by ``key_env``."""
+
+    enabled: bool = False
+    url: str = ""
+    """e.g. rtmp://live-push.bilivideo.com/live-bvc/{key} or rtmp://127.0.0.1:1935/live/{key}"""
+    key_env: str = "STREAMER_RTMP_KEY"
+    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = "ultrafast"
+    """x264 preset: ultrafast keeps the whole program real time on 2 cores at 1280x720 25 fps."""
+    video_kbps: Annotated[int, Field(ge=200, le=20000)] = 2500
+    audio_kbps: Annotated[int, Field(ge=32, le=320)] = 128
+    max_backoff_s: Annotated[float, Field(ge=1, le=600)] = 30.0
+
+
+class StageOutput(_Model):
+    """The stage page ``/stage`` on the control port: the stream over WebRTC (aiortc), for an OBS
+    Browser Source or any browser tab on this machine."""
+
+    enabled: bool = False
+    max_viewers: Annotated[int, Field(ge=1, le=64)] = 8
+    width: Annotated[int, Field(ge=0, le=3840, multiple_of=2)] = 0
+    """Scale the stage video to this width (height follows); 0: the stream's own size."""
+
+
+class AudioDeviceOutput(_Model):
+    """The voice to a named sound output through PortAudio (sounddevice): VB-Cable on Windows,
+    BlackHole on macOS, or any ALSA/PipeWire device; for when PulseAudio is absent."""
+
+    enabled: bool = False
+    device: str = ""
+    """A device name or a part of one ("CABLE Input", "BlackHole 2ch"); empty: the default output.
+    ``streamer doctor`` lists the devices."""
+    latency_ms: Annotated[float, Field(ge=10, le=2000)] = 100.0
+
+
 class Outputs(_Model):
     camera: CameraOutput = CameraOutput()
     microphone: MicrophoneOutput = MicrophoneOutput()
     recording: RecordingOutput = RecordingOutput()
+    rtmp: RtmpOutput = RtmpOutput()
+    stage: StageOutput = StageOutput()
+    audio_device: AudioDeviceOutput = AudioDeviceOutput()
+
+
+class OverlaySettings(_Model):
+    """Which overlays are drawn at start (each is toggled live from the panel)."""
+
+    subtitles: bool = True
+    chat: bool = True
+    product: bool = True
+    banner: bool = True
+    banner_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
+    currency: str = "¥"
+
+
+class ShortcutSettings(_Model):
+    """Keyboard shortcuts on the control panel page (KeyboardEvent.key names, "Escape", "p", "F2")."""
+
+    interrupt: str = "Escape"
+    pause: str = "p"
+    say: str = "s"
+    mute: str = "m"
+    clear: str = "c"
+    ban_current: str = "b"
+
+
+class HotkeySettings(_Model):
+    """Global hotkeys (work while the panel is not focused; pynput: X11, Windows, macOS). Off by default."""
+
+    enabled: bool = False
+    interrupt: str = "<ctrl>+<alt>+i"
+    pause: str = "<ctrl>+<alt>+p"
+    ban_current: str = "<ctrl>+<alt>+b"
+
+
+class ObsSettings(_Model):
+    """OBS Studio over obs-websocket v5; the password comes from the variable named by ``password_env``."""
+
+    enabled: bool = False
+    url: str = "ws://127.0.0.1:4455"
+    password_env: str = "OBS_WEBSOCKET_PASSWORD"
+    brb_scene: str = ""
+    """Switched to while the host is paused (and back to the previous scene on resume); empty: off."""
+    subtitle_source: str = ""
+    """A text source (GDI+/FreeType 2) that shows the line being spoken; empty: off."""
 
 
 class ControlSettings(_Model):
     host: Literal["127.0.0.1", "::1", "localhost"] = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8765
+    shortcuts: ShortcutSettings = ShortcutSettings()
+    hotkeys: HotkeySettings = HotkeySettings()
+    obs: ObsSettings = ObsSettings()
 
 
 class Settings(_Model):
@@ -396,6 +481,7 @@ class Settings(_Model):
     outputs: Outputs = Outputs()
     control: ControlSettings = ControlSettings()
     studio: StudioSettings = StudioSettings()
+    overlays: OverlaySettings = OverlaySettings()
 
     base_dir: Path = Field(default=Path("."), exclude=True)
     source_file: str = Field(default="<defaults>", exclude=True)

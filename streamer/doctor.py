@@ -167,7 +167,8 @@ def check_avatar(settings: Settings) -> list[Check]:
     return [Check("avatar", True, av.name, essential=True)]
 
 
-CHECK_MODULES: tuple[str, ...] = ("streamer.guard.doctor", "streamer.voice.checks", "avatars.studio.doctor")
+CHECK_MODULES: tuple[str, ...] = ("streamer.guard.doctor", "streamer.voice.checks", "avatars.studio.doctor",
+                                 "streamer.control.checks")
 """Modules with more checks: each has ``doctor_checks(settings) -> list[Check]``."""
 
 

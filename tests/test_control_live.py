@@ -85,7 +85,7 @@ async def test_operator_controls_queue_ban_approval_product_and_persona(tmp_path
 
             p = await (await http.post(f"{base}/product", json={"price": 39, "stock": 7})).json()
             assert p["product"]["price"] == 39
-            assert (await http.post(f"{base}/product", json={"price": -1})).status == 400
+            assert (await http.post(f"{base}/product", json={"price": -1})).status == 422  # a negative price names the field
             assert (await http.post(f"{base}/approve", json={"id": r["id"]})).status == 200
             await http.post(f"{base}/resume")
             assert await _wait_for(lambda: any(e["answers"] == r["id"] for e in app.playback_log))

@@ -51,3 +51,7 @@ class Persona(Protocol):
     async def aclose(self) -> None:
         """Release the persona's resources (an HTTP client)."""
         ...
+
+    def error_counts(self) -> dict[str, int]:
+        """Failures by kind since the start (an LLM's failed attempts and fallbacks), for the metrics."""
+        ...

@@ -111,6 +111,10 @@ class LLMPersona:
     def topic(self, text: str) -> str | None:
         return self.fallback.topic(text)
 
+    def error_counts(self) -> dict[str, int]:
+        return {"failed_attempts": self.failures, "fallbacks": self.fallbacks,
+                "configuration": int(bool(self.config_error))}
+
     def _misconfigured(self, e: BaseException) -> None:
         """A key, model or URL the endpoint refuses is not retried: said once, then the scripted persona answers."""
         what = _describe(e)

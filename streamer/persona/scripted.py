@@ -197,6 +197,9 @@ class ScriptedPersona:
     async def aclose(self) -> None:
         """Nothing to release."""
 
+    def error_counts(self) -> dict[str, int]:
+        return {}
+
     async def reply(self, turn: Turn) -> AsyncGenerator[str, None]:
         """The reply sentence by sentence (the LLM persona streams real tokens the same way)."""
         for sentence in split_text(self.text_for(turn), language=self.language):

@@ -50,6 +50,13 @@ class Sink:
     def status(self) -> dict[str, object]:
         return {}
 
+    def mute(self, muted: bool) -> None:
+        """Sinks that carry sound to an audience go silent (the stream itself goes on); others ignore it."""
+
+    def request_reopen(self) -> bool:
+        """Ask the sink to reopen its device at its next tick; False when it has no device to reopen."""
+        return False
+
 
 _STOP = object()
 

@@ -13,6 +13,9 @@ import ctypes.util
 import logging
 import shutil
 import subprocess
+import threading
+
+import numpy as np
 
 from streamer.sinks.base import Sink, SinkUnavailable, Tick
 from streamer.sinks.drift import DriftCorrector
@@ -79,6 +82,8 @@ class VirtualMicrophoneSink(Sink):
         self._simple: ctypes.CDLL | None = None
         self._pulse: ctypes.CDLL | None = None
         self.latency_s = 0.0
+        self.muted = threading.Event()
+        """Set by the operator's mute command: silence goes out, the stream and its timing go on."""
 
     def _ensure_sink(self) -> None:
         sinks = [line.split("\t")[1] for line in _pactl("list", "short", "sinks").splitlines() if "\t" in line]
@@ -121,7 +126,8 @@ class VirtualMicrophoneSink(Sink):
         latency_us = self._simple.pa_simple_get_latency(self._pa, ctypes.byref(err))
         if latency_us != 2**64 - 1:
             self.latency_s = latency_us / 1e6
-        chunk = self.corrector.adjust(tick.audio, self.latency_s, tick.speaking)
+        audio = np.zeros_like(tick.audio) if self.muted.is_set() else tick.audio
+        chunk = self.corrector.adjust(audio, self.latency_s, tick.speaking)
         data = float_to_int16(chunk).tobytes()
         if data and self._simple.pa_simple_write(self._pa, data, len(data), ctypes.byref(err)) < 0:
             raise RuntimeError(f"PulseAudio write failed: {self._strerror(err.value)}")
@@ -139,6 +145,9 @@ class VirtualMicrophoneSink(Sink):
                 pass
         self._modules.clear()
 
+    def mute(self, muted: bool) -> None:
+        (self.muted.set if muted else self.muted.clear)()
+
     def status(self) -> dict[str, object]:
-        return {"sink": self.sink_name, "latency_ms": round(self.latency_s * 1000, 1),
+        return {"sink": self.sink_name, "muted": self.muted.is_set(), "latency_ms": round(self.latency_s * 1000, 1),
                 "drift_dropped": self.corrector.dropped, "drift_inserted": self.corrector.inserted}

@@ -188,6 +188,10 @@ class TTS:
     def _stream_native(self, text: str) -> AsyncIterator[tuple[np.ndarray, int, list[WordBoundary]]]:
         raise NotImplementedError  # pragma: no cover - interface
 
+    def error_counts(self) -> dict[str, int]:
+        """Failures by engine since the start, for the metrics (a chain counts each of its engines)."""
+        return {}
+
     def describe(self) -> str:
         return self.name
 

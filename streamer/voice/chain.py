@@ -18,6 +18,7 @@ event loop, local ones in worker threads: nothing here blocks the clock.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -59,6 +60,7 @@ class VoiceChain(TTS):
         self.first_chunk_timeout_s = first_chunk_timeout_s
         self.clock = clock
         self.speaking: str | None = None
+        self.failures_total: collections.Counter[str] = collections.Counter()
         """The engine that spoke the latest chunk (for the status API)."""
         self._skipped_runs: set[str] = set()
         self._sentence_engines: dict[str, None] = {}
@@ -77,6 +79,10 @@ class VoiceChain(TTS):
                 "engines": [{"engine": s.engine.describe(), "up": s.up(now), "failures": s.failures,
                              "down_for_s": round(max(0.0, s.down_until - now), 1), "last_error": s.last_error}
                             for s in self.states]}
+
+    def error_counts(self) -> dict[str, int]:
+        """Failures per engine since the start (a sentence an engine could not say; the next one spoke)."""
+        return dict(self.failures_total)
 
     def close(self) -> None:
         for s in self.states:
@@ -209,6 +215,7 @@ class VoiceChain(TTS):
     def _failed(self, state: EngineState, error: BaseException) -> None:
         was_up = state.failures == 0
         state.failures += 1
+        self.failures_total[state.engine.name] += 1
         state.last_error = str(error) or type(error).__name__
         pause = min(self.max_cooldown_s, self.cooldown_s * 2 ** (state.failures - 1))
         state.down_until = self.clock() + pause
