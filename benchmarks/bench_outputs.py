@@ -246,7 +246,7 @@ def feed(sink: Sink | None, seconds: float, ticks: list[Tick]) -> dict[str, Any]
         tick = ticks[i % len(ticks)]
         tick = Tick(i, tick.frame, tick.audio, True, due)
         if worker is not None:
-            worker.offer(tick)
+            worker.push(tick)
     used = cpu_s() - c0
     wall = time.monotonic() - t0
     out: dict[str, Any] = {"cpu_percent_of_one_core": round(100 * used / wall, 1)}

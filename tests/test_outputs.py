@@ -192,7 +192,7 @@ def test_camera_that_disappears_is_reopened_without_touching_other_sinks(flaky_b
     worker.start()
     assert worker.wait_open(10)
     for i in range(30):
-        worker.offer(_tick(i))
+        worker.push(_tick(i))
         time.sleep(0.01)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and worker.written < 30:
