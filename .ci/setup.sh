@@ -71,7 +71,7 @@ fi
 
 case "$mode" in
   run)  exec .venv/bin/streamer run "$@" ;;
-  test) exec .venv/bin/python -m pytest "$@" ;;
+  test) exec .venv/bin/python -m pytest -m "slow or not slow" "$@" ;;  # everything, as CI runs it
   lint) .venv/bin/ruff check . && exec .venv/bin/mypy ;;
   setup) say "ready: .venv/bin/streamer run" ;;
   *) say "unknown mode '$mode' (run | test | lint)"; exit 2 ;;
