@@ -55,7 +55,7 @@ async def test_hotkeys_interrupt_pause_and_ban_the_author_of_the_current_line(tm
     try:
         hotkeys = control._clients[0]
         app.say_now(LONG_LINE)
-        assert await _wait_for(lambda: app.clock.speaking is not None, 60)
+        assert await _wait_for(lambda: app.speaker.now_playing is not None, 60)
         await asyncio.sleep(0.5)
         await _press(xserver, "ctrl+alt+i")
         assert await _wait_for(lambda: any(e["kind"] == "end" and not e["completed"] for e in app.playback_log), 15)
@@ -69,8 +69,8 @@ async def test_hotkeys_interrupt_pause_and_ban_the_author_of_the_current_line(tm
         app.inject(event)
         await _press(xserver, "ctrl+alt+p")  # resume: the question is answered
         assert await _wait_for(lambda: not app.director.paused, 15)
-        assert await _wait_for(lambda: app.clock.speaking is not None
-                               and app.clock.speaking.utterance.answers == event.id, 60)
+        assert await _wait_for(lambda: app.speaker.now_playing is not None
+                               and app.speaker.now_playing.answers == event.id, 60)
         await _press(xserver, "ctrl+alt+b")
         assert await _wait_for(lambda: sum(1 for e in app.playback_log if e["kind"] == "end" and not e["completed"]) == 2, 15)
         banned = event_from_json({"user": {"id": "u-77", "name": "小王"}, "text": "hi again"}, "control", "local")

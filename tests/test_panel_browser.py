@@ -74,7 +74,7 @@ async def test_interrupt_shortcut_silences_the_sink_within_two_frames(tmp_path):
             await page.goto(f"{control.url}/#token={TOKEN}")
             await page.wait("document.getElementById('conn').textContent.startsWith('live')")
             app.say_now(LONG_LINE)
-            assert await _wait_for(lambda: app.clock.speaking is not None, 60)
+            assert await _wait_for(lambda: app.speaker.now_playing is not None, 60)
             await page.wait("document.getElementById('speaking').textContent.startsWith('Welcome')")
             await asyncio.sleep(1.0)  # well into the line
             assert not any(e["kind"] == "end" and not e["completed"] for e in app.playback_log)

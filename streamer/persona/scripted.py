@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from streamer.events import ChatEvent, EventKind
+from streamer.guard.inbound import WITHHELD_NAME, safe_name
 from streamer.persona.base import Turn
 from streamer.persona.catalogue import Catalogue
 from streamer.persona.memory import Memory
@@ -120,9 +121,14 @@ class ScriptedPersona:
         intent = self._intent(low)
         return intent.topic if intent else None
 
+    def _name(self, raw: str) -> str:
+        """A viewer's name as the host may say it: one that steers or carries markup becomes a neutral label."""
+        name = safe_name(raw)
+        return ("这位朋友" if self.t.language == "zh" else "friend") if name == WITHHELD_NAME else name
+
     def answer_text(self, event: ChatEvent) -> str:
         text = event.text.lower()
-        user = event.user.name
+        user = self._name(event.user.name)
         body = self._match(text)
         returning = self.memory.returning(event) if self.memory else None
         if returning is not None and event.kind is EventKind.DANMAKU and not body:
@@ -159,7 +165,7 @@ class ScriptedPersona:
 
     def thanks_text(self, events: Sequence[ChatEvent]) -> str:
         kind = events[0].kind
-        names = join_names([e.user.name for e in events], self.t)
+        names = join_names([self._name(e.user.name) for e in events], self.t)
         if kind in (EventKind.GIFT, EventKind.MEMBERSHIP):
             gifts = list(dict.fromkeys(e.gift_name or self.t["gift_word"] for e in events))
             word = self._gift_word(gifts)
@@ -178,7 +184,7 @@ class ScriptedPersona:
         return self.t["gifts_word"]
 
     def deflect_text(self, event: ChatEvent) -> str:
-        return self._fill(self._rng.choice(self.t["deflections"]), user=event.user.name)
+        return self._fill(self._rng.choice(self.t["deflections"]), user=self._name(event.user.name))
 
     def text_for(self, turn: Turn) -> str:
         if turn.kind in ("idle", "operator"):
@@ -190,7 +196,7 @@ class ScriptedPersona:
         answer = self.answer_text(turn.events[0])
         if len(turn.events) > 1:
             body = self._match(turn.events[0].text.lower())
-            answer = self.t["merged"].format(names=join_names(turn.names, self.t),
+            answer = self.t["merged"].format(names=join_names([self._name(n) for n in turn.names], self.t),
                                              answer=self._fill(body) if body else answer)
         return answer
 
