@@ -22,12 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from avatars import load_avatar  # noqa: E402
+from avatars.dsp import resample  # noqa: E402
 from avatars.wav2lip.audio import mel_windows, melspectrogram  # noqa: E402
 from avatars.wav2lip.checkpoint import load_wav2lip, save_official_format  # noqa: E402
 from avatars.wav2lip.model import Wav2Lip  # noqa: E402
 from avatars.wav2lip.renderer import Wav2LipRenderer  # noqa: E402
 from benchmarks._common import report, rss_mb  # noqa: E402
-from streamer.voice.audio import resample  # noqa: E402
 
 FPS = 25
 

@@ -26,11 +26,11 @@ import cv2
 import numpy as np
 
 from avatars.base import Avatar, MouthPose
+from avatars.dsp import resample
 from avatars.paste import PasteBack, wav2lip_box
 from avatars.procedural import ProceduralRenderer
 from avatars.wav2lip.audio import SAMPLE_RATE, mel_windows, melspectrogram
 from avatars.wav2lip.checkpoint import load_wav2lip
-from streamer.voice.audio import resample
 
 log = logging.getLogger(__name__)
 
