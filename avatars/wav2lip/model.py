@@ -93,3 +93,29 @@ class Wav2Lip(nn.Module):
     def forward(self, audio_sequences: torch.Tensor, face_sequences: torch.Tensor) -> torch.Tensor:
         """audio (B, 1, 80, 16), faces (B, 6, 96, 96) in [0, 1] -> (B, 3, 96, 96) in [0, 1]."""
         return self.decode(audio_sequences, self.encode_face(face_sequences))
+
+
+def calibrate_random(model: Wav2Lip, audio: torch.Tensor, faces: torch.Tensor, out_std: float = 1.5) -> Wav2Lip:
+    """Give a randomly initialised generator the activation statistics a trained one has, for tests and
+    benchmarks that compare precisions: BatchNorm statistics measured on real inputs, and the output
+    layer scaled so the sigmoid spans most of [0, 1] (untouched, random weights give a flat grey face,
+    on which any precision looks perfect). The weights stay random: this shows numerical error
+    through every layer at realistic ranges, not what a trained network's output looks like."""
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None  # a plain average over the calibration batch
+    model.train()
+    with torch.no_grad():
+        model(audio, faces)
+        model.eval()
+        captured: list[torch.Tensor] = []
+        handle = model.output_block[1].register_forward_hook(lambda _m, _i, out: captured.append(out))
+        model(audio, faces)
+        handle.remove()
+        pre = captured[0]
+        last = model.output_block[1]
+        scale = out_std / float(pre.std())
+        last.weight.mul_(scale)
+        last.bias.mul_(scale).sub_(pre.mean(dim=(0, 2, 3)) * scale)
+    return model
