@@ -114,8 +114,9 @@ def calibrate_random(model: Wav2Lip, audio: torch.Tensor, faces: torch.Tensor, o
         model(audio, faces)
         handle.remove()
         pre = captured[0]
-        last = model.output_block[1]
+        last: nn.Conv2d = model.output_block[1]  # type: ignore[assignment]
         scale = out_std / float(pre.std())
         last.weight.mul_(scale)
-        last.bias.mul_(scale).sub_(pre.mean(dim=(0, 2, 3)) * scale)
+        bias: torch.Tensor = last.bias  # type: ignore[assignment]
+        bias.mul_(scale).sub_(pre.mean(dim=(0, 2, 3)) * scale)
     return model
