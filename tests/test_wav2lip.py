@@ -333,29 +333,53 @@ def psnr(a, b):
     return 10 * np.log10(255.0 ** 2 / max(mse, 1e-12))
 
 
+def test_auto_takes_a_lossy_generator_only_once_it_is_measured_accurate_on_this_checkpoint(checkpoint, monkeypatch):
+    from avatars.wav2lip import backends
+    from avatars.wav2lip.backends import Choice, choose, record_verdict
+
+    monkeypatch.setattr(backends, "_has_onnxruntime", lambda: True)
+    monkeypatch.setattr(backends, "native_bf16", lambda: False)
+    asked = []
+
+    def measure(choice):
+        asked.append(choice.label)
+        return 20.0
+
+    # no measurement of int8 yet (it takes a minute: `streamer avatar check` does it): ONNX float32
+    assert choose("cpu", checkpoint=checkpoint, measure=measure) == Choice("onnx", "float32", "cpu") and not asked
+    record_verdict(checkpoint, "onnx-int8", 41.5)
+    assert choose("cpu", checkpoint=checkpoint, measure=measure) == Choice("onnx", "int8", "cpu")
+    record_verdict(checkpoint, "onnx-int8", 22.0)
+    assert choose("cpu", checkpoint=checkpoint, measure=measure).label == "onnx-float32"
+    # native bf16: measured at load (a second), recorded, and refused at 20 dB
+    monkeypatch.setattr(backends, "native_bf16", lambda: True)
+    assert choose("cpu", checkpoint=checkpoint, measure=measure).label == "onnx-float32" and asked == ["torch-bfloat16"]
+    assert choose("cpu", checkpoint=checkpoint, measure=measure).label == "onnx-float32" and asked == ["torch-bfloat16"]
+    assert backends.verdicts(checkpoint)["torch-bfloat16"] == 20.0  # remembered: not measured again
+    # what config pins is what runs
+    assert choose("cpu", "torch", "bfloat16", checkpoint, measure) == Choice("torch", "bfloat16", "cpu")
+    assert choose("cpu", "onnx", "int8", checkpoint) == Choice("onnx", "int8", "cpu")
+    with pytest.raises(ValueError, match="float32 or int8"):
+        choose("cpu", "onnx", "bfloat16")
+
+
 @pytest.mark.slow
-def test_bfloat16_onnx_and_int8_stay_within_35_db_of_float32(tmp_path):
-    """Random weights calibrated to realistic activations (``calibrate_random``): uncalibrated ones give a
-    flat grey face on which every precision scores > 50 dB and the check means nothing."""
-    from avatars.wav2lip.model import calibrate_random
+@pytest.mark.timeout(900)
+def test_lossy_generators_stay_within_35_db_of_float32_on_random_weights(checkpoint):
+    """The bar as set: default random weights, a fixed input (the avatar's face, a synthetic voice).
+    Weak evidence, said plainly: such a network's output is nearly flat grey. Only the real checkpoint
+    can show more, which is why ``auto`` takes a lossy generator only after measuring it there."""
+    from avatars.wav2lip.backends import Choice, measure_precision
     from avatars.wav2lip.official import face_input
+    from avatars.wav2lip.onnx import synthetic_calibration
 
     avatar = load_avatar("", 640, 360)
-    face = face_input(avatar.image, wav2lip_box(avatar.hints.face_box, avatar.image.shape))
-    windows = mel_windows(melspectrogram(speech_like(1.0, rate=16000, silent_head=0.1, silent_tail=0.1)), 24, 25.0)
-    torch.manual_seed(0)
-    model = calibrate_random(Wav2Lip(), torch.from_numpy(windows[:, None]), torch.from_numpy(face).repeat(24, 1, 1, 1))
-    ckpt = tmp_path / "calibrated.pth"
-    save_official_format(model, ckpt)
-    outputs = {}
-    for backend, precision in (("torch", "float32"), ("torch", "bfloat16"), ("onnx", "float32"), ("onnx", "int8")):
-        r = Wav2LipRenderer(avatar, 25, ckpt, backend=backend, precision=precision)
-        outputs[f"{backend}-{precision}"] = r.infer(windows)
-    ref = outputs.pop("torch-float32")
-    assert ref.std() > 30  # a face with contrast, not flat grey
-    for name, out in outputs.items():
-        assert psnr(ref, out) >= 35, name
-    assert any(p.suffix == ".onnx" and ".int8" in p.name for p in (tmp_path / "cache" / "wav2lip").iterdir())
+    probe = synthetic_calibration(face_input(avatar.image, wav2lip_box(avatar.hints.face_box, avatar.image.shape)))
+    model = load_wav2lip(checkpoint)
+    measured = {c.label: measure_precision(model, checkpoint, c, probe)
+                for c in (Choice("onnx", "float32", "cpu"), Choice("onnx", "int8", "cpu"), Choice("torch", "bfloat16", "cpu"))}
+    assert measured["onnx-float32"] >= 60  # the same network, another runtime: equal to rounding
+    assert measured["onnx-int8"] >= 35 and measured["torch-bfloat16"] >= 35, measured
 
 
 # ---------------------------------------------------------------------------------------------- preparation
@@ -450,3 +474,30 @@ def test_avatars_do_not_import_the_runtime():
             "print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("keyed", [False, True])
+def test_frames_composed_with_torch_match_the_opencv_path(checkpoint, tmp_path, keyed):
+    """The GPU path (paste-back, colour, motion in torch) run on the CPU against OpenCV's frames."""
+    background = ""
+    if keyed:
+        green = np.zeros((360, 640, 3), np.uint8)
+        green[:] = (0, 200, 0)
+        host = load_avatar("", 640, 360).image
+        green[40:, 160:480] = host[40:, 160:480]
+        cv2.imwrite(str(tmp_path / "green.png"), cv2.cvtColor(green, cv2.COLOR_RGB2BGR))
+        frames = [np.full((360, 640, 3), (30 + 10 * i, 60, 90), np.uint8) for i in range(6)]
+        background = str(write_video(tmp_path / "bg.mp4", frames))
+    image = str(tmp_path / "green.png") if keyed else ""
+    avatar = load_avatar(image, 640, 360, mouth_x=320 if keyed else None, mouth_y=250 if keyed else None,
+                         mouth_width=60 if keyed else None, green_screen=keyed, background=background or None)
+    cpu = Wav2LipRenderer(avatar, 25, checkpoint, backend="torch", precision="float32")
+    torch_frames = Wav2LipRenderer(avatar, 25, checkpoint, backend="torch", precision="float32", frames_on="cpu")
+    poses = cpu.analyze(speech_like(0.5, silent_head=0.0, silent_tail=0.0), 48000)
+    talking = next(p for p in poses if p.patch is not None and p.open > 0.3)
+    blink = next(t for t in range(400) if cpu.blink_amount(t) == 1.0)
+    cases = [(3, None), (7, talking), (blink, talking), (blink, MouthPose(talking.open, talking.wide, talking.energy))]
+    for tick, pose in cases:
+        a, b = cpu.frame(tick, pose), torch_frames.frame(tick, pose)
+        assert a.shape == b.shape and a.dtype == b.dtype == np.uint8
+        assert psnr(a, b) >= 35, (tick, pose)

@@ -31,12 +31,13 @@ from typing import Any
 
 import numpy as np
 
-from avatars.base import Avatar, Capabilities, FaceHints, MouthPose
+from avatars.base import REST, Avatar, Capabilities, FaceHints, MouthPose
 from avatars.dsp import resample
+from avatars.motion import head_matrix
 from avatars.paste import PasteBack, wav2lip_box
 from avatars.procedural import ProceduralRenderer
 from avatars.wav2lip.audio import SAMPLE_RATE, mel_windows, melspectrogram
-from avatars.wav2lip.backends import build, choose
+from avatars.wav2lip.backends import build, choose, measure_precision
 from avatars.wav2lip.checkpoint import load_wav2lip
 from avatars.wav2lip.official import DEFAULT_PADS, face_input, faces_from_output
 from avatars.wav2lip.onnx import synthetic_calibration
@@ -53,7 +54,9 @@ class Wav2LipRenderer(ProceduralRenderer):
 
     def __init__(self, avatar: Avatar, fps: int, checkpoint: str | Path, *, device: str = "auto",
                  precision: str = "auto", batch: int = 16, threads: int | None = None, backend: str = "auto",
-                 pads: tuple[int, int, int, int] = DEFAULT_PADS) -> None:
+                 pads: tuple[int, int, int, int] = DEFAULT_PADS, frames_on: str | None = None) -> None:
+        """``frames_on``: the torch device that composes frames (paste-back, colour, motion); None: the GPU
+        when the generator runs on one, else OpenCV on the CPU (``"cpu"`` runs the torch path on the CPU)."""
         self.pads = (int(pads[0]), int(pads[1]), int(pads[2]), int(pads[3]))  # the face region needs it
         super().__init__(avatar, fps)
         if threads:
@@ -63,16 +66,27 @@ class Wav2LipRenderer(ProceduralRenderer):
         self.checkpoint = Path(checkpoint)
         self.batch = batch
         model = load_wav2lip(self.checkpoint)
-        self.choice = choose(device, backend, precision)
-        self.device, self.precision = self.choice.device, self.choice.precision
         self.paste = PasteBack(avatar.image, self._box(avatar.hints, avatar.image))
         self._pastes: dict[tuple[int, int, int, int], PasteBack] = {self.paste.box: self.paste}
         self.face_input = face_input(avatar.image, self.paste.box)
-        self.generator = build(model, self.checkpoint, self.choice, threads,
-                               calibration=synthetic_calibration(self.face_input))
+        self.probe = synthetic_calibration(self.face_input)
+        """Mel windows of a synthetic voice and this avatar's face: quantisation calibration and the
+        fixed input on which lossy precisions are compared with float32."""
+        self.choice = choose(device, backend, precision, self.checkpoint,
+                             measure=lambda c: measure_precision(model, self.checkpoint, c, self.probe, threads))
+        self.device, self.precision = self.choice.device, self.choice.precision
+        self.generator = build(model, self.checkpoint, self.choice, threads, calibration=self.probe)
         self._lock = threading.Lock()
         self._static = None if avatar.animated else self.generator.static_face(self.face_input)
         self._prepare_jaw(avatar.hints)  # the face region now includes the paste box
+        if frames_on is None and self.device.startswith("cuda") and not avatar.animated:
+            frames_on = self.device
+        self._device_frames = None
+        if frames_on is not None:
+            from avatars.wav2lip.device import DeviceFrames
+
+            alpha = avatar.alpha if avatar.backdrop is not None else None
+            self._device_frames = DeviceFrames(avatar.image, self.paste, frames_on, alpha)
         log.info("wav2lip ready", extra={"generator": self.generator.label, "device": self.device, "batch": batch})
 
     @property
@@ -151,6 +165,25 @@ class Wav2LipRenderer(ProceduralRenderer):
             yield [dataclasses.replace(base[i], patch=patch.get(i)) for i in idx]
 
     # ------------------------------------------------------------------ frames
+    def frame(self, index: int, pose: MouthPose | None = None) -> np.ndarray:
+        if self._device_frames is None:
+            return super().frame(index, pose)
+        pose = pose or REST
+        blink = self.blink_amount(index)
+        edit = None
+        if blink > 0.0 or (pose.speaking and pose.patch is None):  # drawn on the CPU, uploaded as a region
+            canvas = self._canvas.begin(self.avatar.image, self._region)
+            if pose.speaking and pose.patch is None:
+                self._draw_mouth(canvas, pose)
+            if blink > 0.0:
+                self._draw_eyelids(canvas, blink)
+            x1, y1, x2, y2 = self._region
+            edit = (self._region, canvas[y1:y2, x1:x2])
+        h, w = self.avatar.image.shape[:2]
+        m = head_matrix(index, self.fps, (w, h), pose.energy, self.avatar.hints.mouth_width)
+        backdrop = self.avatar.backdrop.picture(index) if self.avatar.backdrop is not None else None
+        return self._device_frames.frame(m, pose.patch, edit, backdrop)
+
     def _paste_for(self, picture: np.ndarray, hints: FaceHints) -> PasteBack:
         box = self._box(hints, picture)
         paste = self._pastes.get(box)
