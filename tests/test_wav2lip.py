@@ -259,6 +259,34 @@ def test_checkpoints_without_batchnorm_counters_load(checkpoint, tmp_path):
         assert torch.equal(model(a, f), ref(a, f))
 
 
+def test_out_of_gpu_memory_halves_the_batch_then_names_the_cause(checkpoint):
+    from avatars.wav2lip.renderer import RenderError
+
+    r = Wav2LipRenderer(load_avatar("", 320, 180), 25, checkpoint, batch=16, backend="torch", precision="float32")
+    real = r.generator
+    windows = mel_windows(melspectrogram(speech_like(1.0, rate=16000, silent_head=0, silent_tail=0)), 16, 25.0)
+    expected = r.infer(windows)
+
+    class TightGPU:  # the generator on a device with room for `fits` frames (the library boundary)
+        label, device = "torch-float16", "cuda"
+        fits = 4
+
+        def static_face(self, face):
+            return real.static_face(face)
+
+        def __call__(self, audio, face):
+            if len(audio) > self.fits:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            return real(audio, face)
+
+    r.generator = TightGPU()
+    assert np.array_equal(r.infer(windows), expected) and r.batch == 4  # same faces, smaller batches from now on
+    TightGPU.fits = 0
+    with pytest.raises(RenderError, match="out of memory even at batch 1") as e:
+        r.infer(windows[:2])
+    assert 'device = "cpu"' in str(e.value)
+
+
 def test_a_portrait_without_a_face_fails_clearly_and_the_builder_falls_back(tmp_path):
     from avatars.renderers import AvatarSpec, build
 
