@@ -61,24 +61,55 @@ port = 0
 
 
 class TickSink(Sink):
-    """Every tick as the clock hands it to sinks: index, audio peak, and the face region's pixels."""
+    """Every tick as the clock hands it to sinks: audio, speaking, and the frame while speaking."""
 
     name = "ticks"
 
-    def __init__(self, box):
-        self.box = box
+    def __init__(self):
         self.ticks = {}
 
     def write(self, tick):
-        x1, y1, x2, y2 = self.box
-        self.ticks[tick.index] = (float(np.abs(tick.audio).max()), tick.speaking, tick.frame[y1:y2, x1:x2].copy())
+        self.ticks[tick.index] = (tick.audio.copy(), tick.speaking, tick.frame.copy() if tick.speaking else None)
+
+    def peak(self, t):
+        return float(np.abs(self.ticks[t][0]).max())
+
+
+def mouth_changes(app, sink, start, end):
+    """For each tick of a sentence played from ``start`` to ``end``: how much the lower face differs from
+    the frame the renderer composes for that tick with the same head nod and a closed mouth (the nod
+    follows the voice's energy, which the played audio gives back exactly)."""
+    from avatars.base import MouthPose
+    from avatars.procedural import ProceduralRenderer
+
+    renderer = app.clock.renderer
+    pcm = np.concatenate([sink.ticks[t][0] for t in range(start, end)])
+    poses = ProceduralRenderer.analyze(renderer, pcm, app.clock.sample_rate)
+    x1, y1, x2, y2 = renderer.paste.box
+    mid = (y1 + y2) // 2
+    out = {}
+    for i, t in enumerate(range(start, end)):
+        closed = renderer.frame(t, MouthPose(0.0, 0.5, poses[i].energy)).astype(int)
+        out[t] = float(np.abs(sink.ticks[t][2][mid:y2, x1:x2].astype(int) - closed[mid:y2, x1:x2]).mean())
+    return out
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
+    """Random weights with realistic activations (a textured face, not flat grey, so pasted frames are
+    visible in the sinks), saved in the official format."""
+    from avatars import load_avatar
+    from avatars.paste import wav2lip_box
+    from avatars.wav2lip.model import calibrate_random
+    from avatars.wav2lip.official import face_input
+    from avatars.wav2lip.onnx import synthetic_calibration
+
+    avatar = load_avatar("", 480, 270)
+    audio, face = synthetic_calibration(face_input(avatar.image, wav2lip_box(avatar.hints.face_box, avatar.image.shape)))
     torch.manual_seed(0)
+    model = calibrate_random(Wav2Lip(), torch.from_numpy(audio), torch.from_numpy(face).repeat(len(audio), 1, 1, 1))
     path = tmp_path_factory.mktemp("live") / "wav2lip_gan.pth"
-    save_official_format(Wav2Lip(), path)
+    save_official_format(model, path)
     return path
 
 
@@ -101,14 +132,12 @@ async def wait_for(cond, timeout):
     return False
 
 
-async def started_app(settings, sink_box=None):
+async def started_app(settings):
     from streamer.app import App
 
-    sink = TickSink(sink_box or (0, 0, 8, 8))
+    sink = TickSink()
     app = App(settings, extra_sinks=[sink])
     await app.start()
-    if sink_box is None:  # the renderer's face region, now that the avatar is known
-        sink.box = app.clock.renderer.paste.box
     return app, sink
 
 
@@ -128,14 +157,19 @@ async def test_app_lip_syncs_at_25_fps_with_audio_and_video_in_step(tmp_path, ch
     finally:
         await app.stop()
     starts, ends = playback(app)
+    worker = next(w for w in app.workers if w.sink is sink)
     ticks = sorted(sink.ticks)
-    assert ticks == list(range(ticks[0], ticks[-1] + 1))  # one frame per tick, none skipped
+    assert ticks[-1] + 1 == len(ticks) + worker.dropped  # one frame and its audio per tick; any loss is counted
     first, last = starts[0]["tick"], ends[-1]["tick"]
-    speaking = [t for t in range(first, last) if sink.ticks[t][1]]
-    assert len(speaking) > 2 * FPS and np.mean([sink.ticks[t][0] > 0.01 for t in speaking]) > 0.5  # heard
-    idle_face = sink.ticks[ticks[0]][2].astype(int)
-    moved = [np.abs(sink.ticks[t][2].astype(int) - idle_face).mean() > 2.0 for t in speaking if sink.ticks[t][0] > 0.05]
-    assert np.mean(moved) > 0.8  # the face changes while the voice is loud: lip-sync frames reached the sinks
+    speaking = [t for t in range(first, last) if t in sink.ticks and sink.ticks[t][1]]
+    assert len(speaking) > 2 * FPS and np.mean([sink.peak(t) > 0.01 for t in speaking]) > 0.5  # heard
+    whole = [(s["tick"], e["tick"]) for s, e in zip(starts, ends, strict=False)
+             if all(t in sink.ticks for t in range(s["tick"], e["tick"]))]
+    assert whole  # a loaded machine may starve this test's sink for a moment, not for every sentence
+    for start, end in whole:
+        change = mouth_changes(app, sink, start, end)
+        loud = [change[t] > 3.0 for t in change if sink.peak(t) > 0.1]
+        assert np.mean(loud) > 0.9  # the mouth moves while the voice is loud: lip-sync frames reached the sinks
 
 
 async def test_an_interrupt_during_rendering_is_silent_at_once_and_stops_the_renderer(tmp_path, checkpoint,
@@ -153,15 +187,15 @@ async def test_an_interrupt_during_rendering_is_silent_at_once_and_stops_the_ren
         app.say_now("This is a long answer. It has many sentences. Each one takes a while to render. "
                     "Nobody will hear the end of it. Because it is interrupted.")
         assert await wait_for(lambda: bool(playback(app)[0]), 120)
+        at_interrupt = len(calls)
         faded_at = await app.interrupt()
-        await asyncio.sleep(1.0)  # an in-flight batch may finish
-        rendered = len(calls)
-        await asyncio.sleep(2.5)
-        assert len(calls) == rendered  # the sentences that will never play are not rendered
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(6.0)
+        settled = time.monotonic() - 2.0
+        assert len(calls) - at_interrupt <= 2  # at most the batches already in flight finish
+        assert not [c for c in calls if c > settled]  # then nothing: what will never play is not rendered
     finally:
         await app.stop()
-    after = [sink.ticks[t][0] for t in range(faded_at + 1, faded_at + 2 * FPS)]
+    after = [sink.peak(t) for t in range(faded_at + 1, faded_at + 2 * FPS) if t in sink.ticks]
     assert max(after) == 0.0  # silent from the frame after the fade
     assert max(sink.ticks) > faded_at + 3 * FPS  # and the stream went on, idle
 
@@ -214,7 +248,7 @@ async def test_an_idle_video_avatar_is_rendered_against_the_loop_frames_it_plays
 
     monkeypatch.setattr(Wav2Lip, "forward", record)
     monkeypatch.setenv("STREAMER_CACHE", str(tmp_path / "cache"))
-    app, sink = await started_app(settings_for(tmp_path, checkpoint, f'image = "{loop}"'), sink_box=(0, 0, 8, 8))
+    app, sink = await started_app(settings_for(tmp_path, checkpoint, f'image = "{loop}"'))
     try:
         app.say_now("Hello there. Welcome to the room.")
         assert await wait_for(lambda: len(playback(app)[1]) >= 2, 120)
@@ -258,9 +292,11 @@ async def test_a_renderer_failing_mid_sentence_is_covered_by_procedural_frames_a
         await app.stop()
     starts, ends = playback(app)
     assert all(e["completed"] for e in ends[:2])  # both sentences played to the end
-    idle_face = sink.ticks[min(sink.ticks)][2].astype(int)
-    late = [t for t in range(starts[0]["tick"] + 8, ends[-1]["tick"]) if sink.ticks[t][0] > 0.05]
-    moved = [np.abs(sink.ticks[t][2].astype(int) - idle_face).mean() > 2.0 for t in late]
-    assert late and np.mean(moved) > 0.8  # the procedural mouth kept moving with the voice
+    change = {}
+    for start, end in zip(starts, ends, strict=False):
+        if all(t in sink.ticks for t in range(start["tick"], end["tick"])):
+            change.update(mouth_changes(app, sink, start["tick"], end["tick"]))
+    late = [change[t] > 3.0 for t in change if t > starts[0]["tick"] + 8 and sink.peak(t) > 0.1]
+    assert late and np.mean(late) > 0.9  # the procedural mouth kept moving with the voice
     failures = [r for r in caplog.records if "render failed" in r.getMessage()]
     assert len(failures) == 1
