@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import bisect
 import math
-import threading
 from collections.abc import Iterator
 
 import cv2
@@ -78,11 +77,6 @@ class ProceduralRenderer:
             yield poses
 
     # ---------------------------------------------------------------- blink schedule
-    def analyze_stream(self, pcm: np.ndarray, rate: int, cancelled: threading.Event | None = None, *,
-                       start_frame: int = 0) -> Iterator[list[MouthPose]]:
-        """The poses in one batch (they take a few milliseconds): the speaker's streaming interface."""
-        yield self.analyze(pcm, rate)
-
     def status(self) -> dict[str, object]:
         """What the renderer reports to the status API (a remote or neural renderer adds its counts)."""
         return {"renderer": self.name}

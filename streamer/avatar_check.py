@@ -1,6 +1,7 @@
 """``streamer avatar check``: does the configured Wav2Lip checkpoint really lip-sync this avatar?
 
-It builds the avatar and renderer exactly as the live app does (``avatar_spec`` -> ``avatars.renderers``),
+It builds the avatar exactly as the live app does (``streamer.build.build_avatar``) and the Wav2Lip
+renderer from the same settings (an error here is reported, not replaced by the procedural mouth),
 speaks a test line in English and one in Chinese with the configured voice (a synthetic voiced
 signal when no voice engine is installed), renders them as the live path does, writes the clip to
 an MP4 you can watch, and reports what a viewer would notice: whether the mouth follows the voice
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from avatars.renderers import AvatarSpec, default_checkpoint
+from avatars.renderers import default_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -30,16 +31,9 @@ LINES = ("Hello everyone, welcome to the live room! Today we have a great deal f
          "大家好，欢迎来到直播间！今天的优惠力度非常大，喜欢的朋友赶紧下单。")
 
 
-def avatar_spec(settings: Any, image: str | None = None) -> AvatarSpec:
-    """The one mapping from settings to what the face looks like (used by run, say, persona switch, check)."""
-    a, st = settings.avatar, settings.stream
-    picture = image if image is not None else (a.image and str(settings.resolve(a.image)))
-    return AvatarSpec(width=st.width, height=st.height, fps=st.fps, image=picture or "", renderer=a.renderer,
-                      checkpoint=str(settings.resolve(a.wav2lip_checkpoint)) if a.wav2lip_checkpoint else "",
-                      device=a.device, precision=a.precision, batch=a.batch, backend=a.backend,
-                      pads=tuple(getattr(a, "wav2lip_pads", (0, 10, 0, 0))), mouth_x=a.mouth_x, mouth_y=a.mouth_y,
-                      mouth_width=a.mouth_width, green_screen=a.green_screen,
-                      background=str(settings.resolve(a.background)) if a.background else "")
+def configured_checkpoint(settings: Any) -> Path:
+    a = settings.avatar
+    return Path(settings.resolve(a.wav2lip_checkpoint)) if a.wav2lip_checkpoint else default_checkpoint()
 
 
 def test_speech(settings: Any, rate: int, lines: tuple[str, ...] = LINES) -> tuple[np.ndarray, str]:
@@ -66,27 +60,28 @@ def test_speech(settings: Any, rate: int, lines: tuple[str, ...] = LINES) -> tup
 def run_check(settings: Any, checkpoint: str | None, image: str | None, out: Path | None,
               print_: Any = print, lines: tuple[str, ...] = LINES) -> int:
     from avatars.check import SHARPNESS_MIN, SYNC_MAX_OFFSET, SYNC_MIN_R, check_renderer
-    from avatars.renderers import load_spec_avatar
     from avatars.wav2lip.checkpoint import CheckpointError
+    from streamer.build import build_avatar
+    from streamer.config import ConfigError
 
-    spec = avatar_spec(settings, image)
-    ckpt = Path(checkpoint) if checkpoint else Path(spec.checkpoint or default_checkpoint())
+    a, st = settings.avatar, settings.stream
+    ckpt = Path(checkpoint) if checkpoint else configured_checkpoint(settings)
     try:
         from avatars.wav2lip.renderer import RenderError, Wav2LipRenderer
 
-        avatar = load_spec_avatar(spec, strict=True)
-        renderer = Wav2LipRenderer(avatar, spec.fps, ckpt, device=spec.device, precision=spec.precision,
-                                   batch=spec.batch, backend=spec.backend, pads=spec.pads)
-    except (CheckpointError, ImportError, ValueError, RuntimeError) as e:
+        avatar = build_avatar(settings, override=image)
+        renderer = Wav2LipRenderer(avatar, st.fps, ckpt, device=a.device, precision=a.precision, batch=a.batch,
+                                   backend=a.backend, pads=a.wav2lip_pads)
+    except (CheckpointError, ConfigError, ImportError, ValueError, RuntimeError) as e:
         print_(f"avatar check: {e}")
         return 1
     rate = settings.stream.sample_rate
     pcm, voice = test_speech(settings, rate, lines)
     print_(f"checkpoint: {ckpt}: loads (every tensor of the Wav2Lip generator)")
-    for line in measure_lossy(renderer, spec.device):
-        print_(line)
-    print_(f"avatar: {avatar.name} ({spec.width}x{spec.height}); voice: {voice}; generator: "
+    print_(f"avatar: {avatar.name} ({st.width}x{st.height}); voice: {voice}; generator: "
            f"{renderer.generator.label} on {renderer.device}")
+    for line in measure_lossy(renderer, a.device):
+        print_(line)
     try:
         report, poses = check_renderer(renderer, pcm, rate)
     except RenderError as e:
@@ -175,8 +170,8 @@ def doctor_checks(settings: Any) -> list[Any]:
 
     from streamer.doctor import Check
 
-    spec = avatar_spec(settings)
-    ckpt = Path(spec.checkpoint or default_checkpoint())
+    a = settings.avatar
+    ckpt = configured_checkpoint(settings)
     if not ckpt.is_file() or importlib.util.find_spec("torch") is None:
         return []  # the base lip-sync lines already say what is missing
     from avatars.wav2lip.backends import choose
@@ -186,8 +181,8 @@ def doctor_checks(settings: Any) -> list[Any]:
         load_wav2lip(ckpt)
     except CheckpointError as e:
         return [Check("lip-sync: checkpoint", False, str(e), "download wav2lip_gan.pth again, or point "
-                      "[avatar] wav2lip_checkpoint at it", essential=spec.renderer == "wav2lip")]
-    choice = choose(spec.device, spec.backend, spec.precision)
+                      "[avatar] wav2lip_checkpoint at it", essential=a.renderer == "wav2lip")]
+    choice = choose(a.device, a.backend, a.precision, ckpt)
     return [Check("lip-sync: checkpoint", True, f"{ckpt}: a valid Wav2Lip generator; `streamer avatar check` "
                   "renders a test clip and measures sync"),
             Check("lip-sync: generator", True, f"{choice.backend} {choice.precision} on {choice.device}")]

@@ -287,15 +287,18 @@ def test_out_of_gpu_memory_halves_the_batch_then_names_the_cause(checkpoint):
     assert 'device = "cpu"' in str(e.value)
 
 
-def test_a_portrait_without_a_face_fails_clearly_and_the_builder_falls_back(tmp_path):
-    from avatars.renderers import AvatarSpec, build
+def test_a_portrait_without_a_face_is_named_with_what_to_do(tmp_path):
+    from streamer.build import build_avatar
+    from streamer.config import ConfigError, load_settings
 
     wall = tmp_path / "wall.png"
     cv2.imwrite(str(wall), np.full((300, 300, 3), 90, np.uint8))
     with pytest.raises(AvatarError, match=str(wall)):
         load_avatar(str(wall), 320, 180)
-    renderer = build(AvatarSpec(320, 180, 25, image=str(wall), renderer="wav2lip", checkpoint=str(tmp_path / "none.pth")))
-    assert renderer.name == "procedural" and renderer.avatar.name == "default host"
+    settings = load_settings(REPO / "config" / "default.toml", environ={})
+    with pytest.raises(ConfigError, match="no face found") as e:
+        build_avatar(settings, override=str(wall))
+    assert str(wall) in str(e.value) and "mouth_x" in str(e.value)
 
 
 # ---------------------------------------------------------------------------------------------- frames

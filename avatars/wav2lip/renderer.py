@@ -164,24 +164,6 @@ class Wav2LipRenderer(ProceduralRenderer):
             patch = dict(zip(speaking, faces, strict=True))
             yield [dataclasses.replace(base[i], patch=patch.get(i)) for i in idx]
 
-    # ------------------------------------------------------------------ compat: the speaker before issue 12
-    start_hint = 0
-    """Deprecated (the speaker sets it; ``analyze_stream`` reads it once per call, so a later sentence
-    cannot change the tick of one already rendering). Use ``avatars.stream.RenderStream(start_tick=...)``."""
-
-    def analyze_stream(self, pcm: np.ndarray, rate: int,
-                       cancelled: threading.Event | None = None) -> Iterator[list[MouthPose]]:
-        """Deprecated: what ``streamer/speaker.py`` calls until it drives ``avatars.stream``."""
-        batches = self.render_batches(pcm, rate, start_tick=self.start_hint)  # the tick is taken now, once
-
-        def until_cancelled() -> Iterator[list[MouthPose]]:
-            for batch in batches:
-                if cancelled is not None and cancelled.is_set():
-                    return
-                yield batch
-
-        return until_cancelled()
-
     # ------------------------------------------------------------------ frames
     def frame(self, index: int, pose: MouthPose | None = None) -> np.ndarray:
         if self._device_frames is None:
