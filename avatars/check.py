@@ -2,13 +2,16 @@
 
 - **sync**: the generated mouth's opening, frame by frame (how dark the mouth interior of the 96x96
   face is against the closed-mouth input), correlated with the loudness of the audio under each frame,
-  at offsets of up to five frames either way. A working checkpoint opens the mouth with the voice:
-  a clear correlation at an offset of zero or one frame. Random or wrong weights (a discriminator, a
-  fork trained on other inputs, BGR fed as RGB) give a weak or shifted one.
+  at offsets of up to five frames either way, over the frames the network rendered (speech only: the
+  silent frames keep the closed input face by construction, and counting them would reward any
+  network that merely changes the face while there is sound). A working checkpoint opens the mouth
+  with the voice: a correlation at an offset of zero to two frames. The thresholds are heuristics,
+  not the official SyncNet scores: random weights measure r = 0 here (a mouth that does not move)
+  and, with realistic activations, about 0.28; no trained checkpoint was available to calibrate on.
 - **sharpness**: detail in the mouth region of the composed frames (variance of the Laplacian)
-  against the same region of the untouched portrait. Wav2Lip's faces are 96x96, so some softness is
-  expected; a very low ratio means a face box far larger than the network's resolution, or a
-  washed-out output.
+  against the same region of the untouched portrait. Wav2Lip's faces are 96x96, so softness is
+  expected (0.1-0.2 on the drawn host's 256 px face box); reported, and warned about only when the
+  mouth is nearly featureless (a washed-out output).
 - **speed**: frames rendered per second of wall time, and the time to the first frame.
 """
 
@@ -30,7 +33,9 @@ if TYPE_CHECKING:
 
 SYNC_MIN_R = 0.3
 SYNC_MAX_OFFSET = 2
-SHARPNESS_MIN = 0.15
+MOVES_MIN = 1.0
+"""Standard deviation of the mouth opening over speech (grey levels) below which the mouth does not move."""
+SHARPNESS_MIN = 0.05
 
 
 @dataclass(frozen=True)
@@ -44,10 +49,16 @@ class CheckReport:
     """Frames the mouth lags the voice (negative: it leads)."""
     sharpness: float
     """Mouth-region detail of the composed frames as a fraction of the portrait's own."""
+    movement: float = 0.0
+    """Standard deviation of the mouth opening over the rendered (speech) frames, grey levels."""
+
+    @property
+    def moves(self) -> bool:
+        return self.movement >= MOVES_MIN
 
     @property
     def in_sync(self) -> bool:
-        return self.sync_r >= SYNC_MIN_R and abs(self.sync_offset) <= SYNC_MAX_OFFSET
+        return self.moves and self.sync_r >= SYNC_MIN_R and abs(self.sync_offset) <= SYNC_MAX_OFFSET
 
     @property
     def sharp(self) -> bool:
@@ -76,12 +87,16 @@ def mouth_opening(face: np.ndarray, closed: np.ndarray) -> float:
     return dark(face) - dark(closed)
 
 
-def sync_score(opening: np.ndarray, loudness: np.ndarray, max_offset: int = 5) -> tuple[float, int]:
-    """(best correlation, offset in frames the mouth lags the voice) over offsets -max..max."""
-    best = (-1.0, 0)
+def sync_score(opening: np.ndarray, loudness: np.ndarray, max_offset: int = 5,
+               mask: np.ndarray | None = None) -> tuple[float, int]:
+    """(best correlation, offset in frames the mouth lags the voice) over offsets -max..max; ``mask``:
+    the frames of ``opening`` to count (the rendered ones)."""
+    best = (0.0, 0)
+    keep_all = np.ones(len(opening), bool) if mask is None else mask
     for k in range(-max_offset, max_offset + 1):
-        a = opening[max(0, k):len(opening) + min(0, k)]
-        b = loudness[max(0, -k):len(loudness) - max(0, k)]
+        keep = keep_all[max(0, k):len(opening) + min(0, k)]
+        a = opening[max(0, k):len(opening) + min(0, k)][keep]
+        b = loudness[max(0, -k):len(loudness) - max(0, k)][keep]
         if len(a) < 8 or a.std() < 1e-9 or b.std() < 1e-9:
             continue
         r = float(np.corrcoef(a, b)[0, 1])
@@ -95,10 +110,13 @@ def laplacian_detail(img: np.ndarray) -> float:
 
 
 def check_poses(renderer: Wav2LipRenderer, poses: list[MouthPose], pcm: np.ndarray, rate: int, fps: int,
-                closed_face: np.ndarray) -> tuple[float, int, float]:
-    """(sync r, sync offset, sharpness) of rendered poses; ``closed_face``: the 96x96 input face, RGB."""
+                closed_face: np.ndarray) -> tuple[float, int, float, float]:
+    """(sync r, sync offset, sharpness, movement) of rendered poses; ``closed_face``: the 96x96 input, RGB."""
+    rendered = np.array([p.patch is not None for p in poses])
     opening = np.array([mouth_opening(p.patch, closed_face) if p.patch is not None else 0.0 for p in poses])
-    r, offset = sync_score(opening, loudness_per_frame(pcm, rate, fps, len(poses)))
+    loudness = loudness_per_frame(pcm, rate, fps, len(poses))
+    movement = float(opening[rendered].std()) if rendered.any() else 0.0
+    r, offset = sync_score(opening, loudness, mask=rendered)
     frame = renderer.frame
     x1, y1, x2, y2 = wav2lip_box(renderer.avatar.hints.face_box, renderer.avatar.image.shape, renderer.pads)
     mouth = (slice(y1 + (y2 - y1) // 2, y2), slice(x1 + (x2 - x1) // 5, x2 - (x2 - x1) // 5))
@@ -106,7 +124,7 @@ def check_poses(renderer: Wav2LipRenderer, poses: list[MouthPose], pcm: np.ndarr
     talking = [p for p in poses if p.patch is not None]
     ratios = [laplacian_detail(frame(0, MouthPose(p.open, p.wide, 0.0, patch=p.patch))[mouth]) / max(1e-9, reference)
               for p in talking[:: max(1, len(talking) // 12)]]
-    return r, offset, float(np.median(ratios)) if ratios else 0.0
+    return r, offset, float(np.median(ratios)) if ratios else 0.0, movement
 
 
 def check_renderer(renderer: Wav2LipRenderer, pcm: np.ndarray, rate: int,
@@ -124,6 +142,6 @@ def check_renderer(renderer: Wav2LipRenderer, pcm: np.ndarray, rate: int,
     render_s = time.perf_counter() - t0
     reference = renderer.face_input[0, 3:].transpose(1, 2, 0)[..., ::-1]  # the unmasked input face, RGB
     closed = np.ascontiguousarray(np.rint(reference * 255.0).astype(np.uint8))
-    r, offset, sharpness = check_poses(renderer, poses, pcm, rate, renderer.fps, closed)
+    r, offset, sharpness, movement = check_poses(renderer, poses, pcm, rate, renderer.fps, closed)
     speech = sum(p.patch is not None for p in poses)
-    return CheckReport(len(poses), speech, render_s, first, r, offset, sharpness), poses
+    return CheckReport(len(poses), speech, render_s, first, r, offset, sharpness, movement), poses

@@ -38,6 +38,10 @@ def test_sync_finds_the_lag_of_a_mouth_that_follows_the_voice():
     noise = np.array([mouth_opening(_face_with_mouth(x), closed) for x in rng.random(n)])
     r, _ = sync_score(noise, loud)
     assert r < 0.35  # a mouth that ignores the voice does not pass
+    # a face that merely changes while there is sound: excluded by counting only the rendered frames
+    talking = loud > 0.01
+    onoff = np.where(talking, 5.0, 0.0)
+    assert sync_score(onoff, loud)[0] > 0.5 and sync_score(onoff, loud, mask=talking)[0] == 0.0
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +66,9 @@ def test_check_renders_and_reports_random_weights_as_out_of_sync(checkpoint, tmp
                           capture_output=True, text=True, env=_env(tmp_path), cwd=REPO, timeout=600)
     text = proc.stdout
     assert f"checkpoint: {checkpoint}: loads" in text and "generator: torch-float32 on cpu" in text
-    assert "sync: mouth opening follows the voice with r =" in text and "sharpness:" in text and "speed:" in text
+    assert "sync: over the" in text and "sharpness:" in text and "speed:" in text
     assert "precision: onnx-int8 is" in text or "precision: torch-bfloat16 is" in text  # measured and recorded
-    assert proc.returncode == 1 and "NOT IN SYNC" in text  # random weights do not lip-sync: the check says so
+    assert proc.returncode == 1 and "the mouth does not move with the voice" in text  # random weights: it says so
     from tests.conftest import read_mp4
 
     frames, audio, fps, _ = read_mp4(out)
