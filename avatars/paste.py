@@ -27,8 +27,8 @@ def wav2lip_box(face_box: tuple[int, int, int, int], shape: tuple[int, ...],
 
 
 def _upper_stats(face: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    upper = face[: IMG_SIZE // 2].reshape(-1, 3).astype(np.float32)
-    return upper.mean(axis=0), upper.std(axis=0) + 1.0
+    mean, std = cv2.meanStdDev(np.ascontiguousarray(face[: IMG_SIZE // 2]))
+    return mean[:, 0].astype(np.float32), std[:, 0].astype(np.float32) + 1.0
 
 
 class PasteBack:
@@ -61,7 +61,7 @@ class PasteBack:
         mean, std = _upper_stats(face)
         gain = np.clip(self._ref_std / std, 0.5, 2.0)
         offset = self._ref_mean - mean * gain
-        return np.rint(np.clip(face.astype(np.float32) * gain + offset, 0, 255)).astype(np.uint8)
+        return cv2.transform(np.ascontiguousarray(face), np.hstack([np.diag(gain), offset[:, None]]))  # saturating
 
     def paste(self, frame: np.ndarray, face: np.ndarray) -> None:
         """Blend the generated ``face`` (96x96 RGB uint8) into ``frame`` in place."""
