@@ -14,8 +14,9 @@ mid-sentence (an exception in the model, the GPU out of memory) is logged once b
 procedural poses cover the rest of the sentence; the stream carries on.
 
 ``ready(now)`` is the clock's start condition: the first batch is there and, at the rate measured
-so far, the rest will be rendered before the playhead needs it, or waiting longer would not help
-(``max_wait_s`` after the first batch: the procedural mouth covers what is late).
+so far, the rest will be rendered before the playhead needs it, or ``max_wait_s`` has passed since
+the first batch (a quarter second by default: on a CPU too slow for real time, an answer that starts
+now with some procedural frames beats one that starts a second later; the late frames are counted).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ Listener = Callable[[list[MouthPose]], None]
 
 class RenderStream:
     def __init__(self, renderer: Renderer, pcm: np.ndarray, rate: int, start_tick: int = 0, first_batch: int = 4,
-                 batch: int | None = None, max_wait_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 batch: int | None = None, max_wait_s: float = 0.25, clock: Callable[[], float] = time.monotonic) -> None:
         from avatars.procedural import ProceduralRenderer
 
         self.renderer = renderer
