@@ -71,8 +71,9 @@ class AvatarSettings(_Model):
     """Empty: wav2lip_gan.pth in the cache folder ($STREAMER_CACHE, default ~/.cache/streamer)."""
     device: str = "auto"
     precision: Literal["auto", "float32", "bfloat16", "float16", "int8"] = "auto"
-    """auto: the fastest acceptable for the device (avatars/wav2lip/backends.py): float16 on CUDA, bfloat16
-    on CPUs with native bf16, int8 (ONNX Runtime) on other CPUs."""
+    """auto: the fastest precision measured >= 35 dB against float32 on this checkpoint
+    (avatars/wav2lip/backends.py): float16 on CUDA and bfloat16 on CPUs with native bf16 are measured at
+    load; int8 (ONNX Runtime) once `streamer avatar check` has measured it; float32 otherwise."""
     batch: Annotated[int, Field(ge=1, le=128)] = 16
     backend: Literal["auto", "torch", "onnx"] = "auto"
     """onnx: ONNX Runtime on the CPU (float32 or int8, exported and quantised once, cached; needs the onnx
