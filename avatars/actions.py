@@ -13,8 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from avatars.dsp import resample
 from avatars.portrait import AvatarError, _fit
-from streamer.voice.audio import resample
 
 
 @dataclass

@@ -1,10 +1,15 @@
-"""Pasting a generated face back into the frame without a seam.
+"""Pasting a generated face back into the frame without a seam, in well under a millisecond.
 
-The generated 96x96 face is resized to the face box and blended in with a feathered mask covering the
-lower face (where the mouth and jaw move); the mask is exactly zero on the box border, so every pixel
-outside the box, and inside it away from the mouth, stays byte-identical. Before blending, the
-generated patch's colour statistics are matched to the original face under the mask, so skin tone
-and lighting do not shift.
+The official inference resizes the 96x96 output to the face box and pastes it hard; we blend it in
+with a feathered mask over the lower face (where the mouth and jaw move). The mask is exactly zero
+on the box border, so every pixel outside the box, and inside it away from the mouth, stays
+byte-identical. Only the mask's bounding rectangle is touched, in 8-bit (``cv2.blendLinear``).
+
+Colour: the network reproduces the unmasked upper half of its input, so any colour drift of the
+output shows there; a per-channel gain and offset that maps the output's upper half onto the
+input's is applied to the whole 96x96 face before it is resized (linear, so the same as applying
+it after, at a fraction of the cost). The mouth, whose colours legitimately change as it opens,
+does not enter the statistics.
 """
 
 from __future__ import annotations
@@ -12,12 +17,18 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from avatars.wav2lip.official import DEFAULT_PADS, IMG_SIZE, padded_box
 
-def wav2lip_box(face_box: tuple[int, int, int, int], shape: tuple[int, ...], bottom_pad: float = 0.1) -> tuple[int, int, int, int]:
-    """(x1, y1, x2, y2) of the crop Wav2Lip sees: the face box with the chin included."""
-    x, y, w, h = face_box
-    height, width = shape[:2]
-    return max(0, x), max(0, y), min(width, x + w), min(height, int(y + h * (1 + bottom_pad)))
+
+def wav2lip_box(face_box: tuple[int, int, int, int], shape: tuple[int, ...],
+                pads: tuple[int, int, int, int] = DEFAULT_PADS) -> tuple[int, int, int, int]:
+    """(x1, y1, x2, y2) of the crop Wav2Lip sees: the face box padded as the official ``--pads``."""
+    return padded_box(face_box, shape, pads)
+
+
+def _upper_stats(face: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean, std = cv2.meanStdDev(np.ascontiguousarray(face[: IMG_SIZE // 2]))
+    return mean[:, 0].astype(np.float32), std[:, 0].astype(np.float32) + 1.0
 
 
 class PasteBack:
@@ -36,22 +47,27 @@ class PasteBack:
         soft[:border], soft[-border:], soft[:, :border], soft[:, -border:] = 0, 0, 0, 0
         soft[soft < 1e-3] = 0.0
         self.mask = soft[..., None]
-        self._weights = soft / max(1e-6, float(soft.sum()))
-        crop = base[y1:y2, x1:x2].astype(np.float32)
-        self._target_mean, self._target_std = self._stats(crop)
+        ys, xs = np.nonzero(soft)
+        self.rect = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+        """The mask's bounding rectangle, in box coordinates: the only pixels a paste writes."""
+        rx1, ry1, rx2, ry2 = self.rect
+        self._weight = np.ascontiguousarray(soft[ry1:ry2, rx1:rx2])
+        self._weight_base = 1.0 - self._weight
+        reference = cv2.resize(np.ascontiguousarray(base[y1:y2, x1:x2]), (IMG_SIZE, IMG_SIZE))
+        self._ref_mean, self._ref_std = _upper_stats(reference)
 
-    def _stats(self, img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        w = self._weights[..., None]
-        mean = (img * w).sum(axis=(0, 1))
-        std = np.sqrt(((img - mean) ** 2 * w).sum(axis=(0, 1))) + 1e-3
-        return mean, std
+    def match_colour(self, face: np.ndarray) -> np.ndarray:
+        """``face`` (96x96 RGB uint8) with its upper half's colour statistics mapped onto the input's."""
+        mean, std = _upper_stats(face)
+        gain = np.clip(self._ref_std / std, 0.5, 2.0)
+        offset = self._ref_mean - mean * gain
+        return cv2.transform(np.ascontiguousarray(face), np.hstack([np.diag(gain), offset[:, None]]))  # saturating
 
     def paste(self, frame: np.ndarray, face: np.ndarray) -> None:
-        """Blend the generated ``face`` (any size, RGB) into ``frame`` in place."""
+        """Blend the generated ``face`` (96x96 RGB uint8) into ``frame`` in place."""
         x1, y1, x2, y2 = self.box
-        gen = cv2.resize(face, (x2 - x1, y2 - y1), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-        mean, std = self._stats(gen)
-        gen = (gen - mean) * np.minimum(self._target_std / std, 3.0) + self._target_mean
-        region = frame[y1:y2, x1:x2]
-        blended = gen * self.mask + region.astype(np.float32) * (1.0 - self.mask)
-        region[:] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+        rx1, ry1, rx2, ry2 = self.rect
+        big = cv2.resize(self.match_colour(face), (x2 - x1, y2 - y1), interpolation=cv2.INTER_LINEAR)
+        region = frame[y1 + ry1:y1 + ry2, x1 + rx1:x1 + rx2]
+        region[:] = cv2.blendLinear(np.ascontiguousarray(big[ry1:ry2, rx1:rx2]), np.ascontiguousarray(region),
+                                    self._weight, self._weight_base)

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import bisect
 import math
-import threading
 from collections.abc import Iterator
 
 import cv2
 import numpy as np
 
-from avatars.base import REST, Avatar, FaceHints, MouthPose
+from avatars.base import REST, Avatar, Capabilities, FaceHints, MouthPose
+from avatars.motion import Canvas, compose, head_matrix
 
 SILENCE_DB = -48.0
 FULL_DB = -16.0
@@ -33,7 +33,12 @@ class ProceduralRenderer:
         self._rng = np.random.default_rng(seed)
         self._blinks: list[int] = []
         self._blink_horizon = 0
+        self._canvas = Canvas()
         self._prepare_jaw()
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities()
 
     # ---------------------------------------------------------------- audio -> poses
     def analyze(self, pcm: np.ndarray, rate: int) -> list[MouthPose]:
@@ -64,12 +69,14 @@ class ProceduralRenderer:
         # a frame that is silent rests, whatever the smoothing carried over
         return [p if target[i] > 0.0 or p.open > 0.1 else MouthPose(0.0, p.wide, p.energy) for i, p in enumerate(poses)]
 
-    # ---------------------------------------------------------------- blink schedule
-    def analyze_stream(self, pcm: np.ndarray, rate: int, cancelled: threading.Event | None = None, *,
-                       start_frame: int = 0) -> Iterator[list[MouthPose]]:
-        """The poses in one batch (they take a few milliseconds): the speaker's streaming interface."""
-        yield self.analyze(pcm, rate)
+    def render_batches(self, pcm: np.ndarray, rate: int, start_tick: int = 0, sizes: Iterator[int] | None = None,
+                       base: list[MouthPose] | None = None) -> Iterator[list[MouthPose]]:
+        """The procedural analysis is instant: every pose in one batch."""
+        poses = base if base is not None else ProceduralRenderer.analyze(self, pcm, rate)
+        if poses:
+            yield poses
 
+    # ---------------------------------------------------------------- blink schedule
     def status(self) -> dict[str, object]:
         """What the renderer reports to the status API (a remote or neural renderer adds its counts)."""
         return {"renderer": self.name}
@@ -114,27 +121,49 @@ class ProceduralRenderer:
         fy = np.where(ry < 0, 0.0, np.clip(1.0 - (ry - 0.25 * mw) / (1.1 * mw), 0.0, 1.0)).astype(np.float32)
         self._map_x, self._base_y = np.meshgrid(xs, ys)
         self._jaw_weight = (fy[:, None] * fx[None, :]).astype(np.float32)
+        self._region = self._face_region(hints)
 
     def base(self, index: int) -> tuple[np.ndarray, FaceHints]:
         """The picture and face hints under tick ``index`` (a video avatar's loop position)."""
-        position = getattr(self.avatar, "position", None)
-        if position is None:
-            return self.avatar.image, self.avatar.hints
-        p = position(index)
-        return self.avatar.picture(p), self.avatar.hints_at(p)  # type: ignore[attr-defined]
+        return self.avatar.base_at(index)
 
     def frame(self, index: int, pose: MouthPose | None = None) -> np.ndarray:
+        """One warp of the picture; what a blink or the mouth changes is drawn on the face region only.
+        Not re-entrant: one thread (the clock's) composes frames."""
         pose = pose or REST
         picture, hints = self.base(index)
         if hints is not self._jaw_hints:
             self._prepare_jaw(hints)
-        img = picture.copy()
         blink = self.blink_amount(index)
+        if self._changes(pose, blink):  # draw on the canvas's face region, leave the picture alone
+            picture = self._canvas.begin(picture, self._region)
+            self._draw(picture, pose, blink)
+        h, w = picture.shape[:2]
+        m = head_matrix(index, self.fps, (w, h), pose.energy, hints.mouth_width)
+        backdrop = self.avatar.backdrop
+        alpha = self.avatar.alpha_at(index) if backdrop is not None else None
+        return compose(picture, m, alpha, backdrop.picture(index) if alpha is not None else None)
+
+    def _changes(self, pose: MouthPose, blink: float) -> bool:
+        return blink > 0.0 or pose.speaking
+
+    def _draw(self, img: np.ndarray, pose: MouthPose, blink: float) -> None:
+        """Draw this frame's changes on ``img`` (full-frame coordinates; only ``_region`` is valid)."""
         if blink > 0.0:
             self._draw_eyelids(img, blink)
-        if pose.open > 0.02:
+        if pose.speaking:
             self._draw_mouth(img, pose)
-        return self._head_motion(img, index, pose)
+
+    def _face_region(self, hints: FaceHints) -> tuple[int, int, int, int]:
+        """Where blinks and the mouth draw (eyelids, jaw), with an untouched margin for the warp."""
+        h, w = self.avatar.image.shape[:2]
+        aw, ah = hints.eye_size
+        xs = [self._roi[0], self._roi[2]] + [ex + s * (aw + 6) for ex, _ in hints.eyes for s in (-1, 1)]
+        ys = [self._roi[1], self._roi[3], hints.mouth[1] - 0.6 * hints.mouth_width]  # the jaw warp reads above
+        ys += [ey + s * (ah + 6) for _, ey in hints.eyes for s in (-1, 1)]
+        margin = 3
+        return (max(0, int(min(xs)) - margin), max(0, int(min(ys)) - margin),
+                min(w, int(math.ceil(max(xs))) + margin), min(h, int(math.ceil(max(ys))) + margin))
 
     def _draw_eyelids(self, img: np.ndarray, amount: float) -> None:
         hints = self._jaw_hints
@@ -190,21 +219,3 @@ class ProceduralRenderer:
             thick = max(2, int(mw * 0.06))
             cv2.polylines(out, [poly], True, hints.lip, thick, cv2.LINE_AA)
         roi[:] = np.asarray(out, dtype=np.uint8)
-
-    def _head_motion(self, img: np.ndarray, index: int, pose: MouthPose) -> np.ndarray:
-        t = index / self.fps
-        h, w = img.shape[:2]
-        # a 2 % zoom keeps the frame edges covered while the head sways
-        scale = 1.02 + 0.006 * math.sin(2 * math.pi * t / 4.2)
-        angle = 0.55 * math.sin(2 * math.pi * t / 7.3) + 0.25 * math.sin(2 * math.pi * t / 3.1 + 1.0)
-        angle += 1.2 * pose.energy * math.sin(2 * math.pi * t / 1.7)
-        m = cv2.getRotationMatrix2D((w / 2.0, h * 1.02), angle, scale)
-        m[1, 2] += -0.012 * self._jaw_hints.mouth_width * 10 * pose.energy * (0.5 + 0.5 * math.sin(2 * math.pi * t / 0.9))
-        out = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-        backdrop = self.avatar.backdrop
-        alpha_at = getattr(self.avatar, "alpha_at", None)
-        alpha = alpha_at(index) if alpha_at is not None else self.avatar.alpha
-        if backdrop is not None and alpha is not None:  # the host moves, the background video plays
-            a = cv2.warpAffine(alpha, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)[..., None]
-            out = np.rint(out * a + backdrop.picture(index).astype(np.float32) * (1 - a)).astype(np.uint8)
-        return out

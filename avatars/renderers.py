@@ -1,7 +1,8 @@
-"""Choosing a renderer from config: Wav2Lip when asked for and possible, else the procedural mouth.
+"""Choosing a renderer: Wav2Lip when asked for and possible, else the procedural mouth.
 
-A missing torch install or weight file never stops the stream: the reason is logged once, with what
-to install or where to put the file, and the procedural renderer takes over.
+A missing torch install or weight file, a checkpoint of the wrong network or a truncated one never
+stops the stream: the reason is logged once, naming the file and what to do, and the procedural
+renderer takes over. The runtime calls this through ``streamer.build.build_renderer`` (one builder).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from avatars.base import Avatar
 from avatars.procedural import ProceduralRenderer
+from avatars.wav2lip.official import DEFAULT_PADS
 
 log = logging.getLogger(__name__)
 
@@ -22,14 +24,15 @@ def default_checkpoint() -> Path:
 
 
 def create_renderer(kind: str, avatar: Avatar, fps: int, checkpoint: str | Path = "", device: str = "auto",
-                    precision: str = "auto", batch: int = 16, backend: str = "torch", lipsync_url: str = "",
+                    precision: str = "auto", batch: int = 16, backend: str = "auto",
+                    pads: tuple[int, int, int, int] = DEFAULT_PADS, lipsync_url: str = "",
                     lipsync_timeout_ms: float = 250.0, lipsync_fallback: str = "procedural") -> ProceduralRenderer:
     if kind == "wav2lip" and lipsync_url:  # a shared deployment renders (streamer rooms)
         from avatars.wav2lip.remote import create_remote_renderer
 
         return create_remote_renderer(avatar, fps, lipsync_url, lipsync_timeout_ms, lipsync_fallback, batch,
                                       lambda: create_renderer(kind, avatar, fps, checkpoint, device, precision, batch,
-                                                              backend))
+                                                              backend, pads))
     if kind == "wav2lip":
         from avatars.wav2lip.checkpoint import CheckpointError
 
@@ -37,7 +40,7 @@ def create_renderer(kind: str, avatar: Avatar, fps: int, checkpoint: str | Path 
             from avatars.wav2lip.renderer import Wav2LipRenderer
 
             return Wav2LipRenderer(avatar, fps, checkpoint or default_checkpoint(), device=device,
-                                   precision=precision, batch=batch, backend=backend)
-        except (CheckpointError, ImportError) as e:
+                                   precision=precision, batch=batch, backend=backend, pads=pads)
+        except (CheckpointError, ImportError, ValueError) as e:
             log.warning("Wav2Lip unavailable, using the procedural renderer: %s", e)
     return ProceduralRenderer(avatar, fps)

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from avatars.base import Avatar
+from avatars.base import Avatar, FaceHints
 from avatars.portrait import AvatarError, _fit, hints_from_face_box, key_onto, load_background
 from avatars.prepare import prepare, read_frames
 
@@ -34,7 +34,7 @@ class VideoAvatar(Avatar):
         super().__init__(name, first, hints_from_face_box(first, boxes[0]))
         self.encoded = encoded
         self.boxes = boxes
-        self._hints_cache: dict[int, object] = {}
+        self._hints_cache: dict[tuple[int, int, int, int], FaceHints] = {}
         self._decoded: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
         self.alphas: list[bytes] = []
         self._alpha: tuple[int, np.ndarray] | None = None
@@ -55,6 +55,14 @@ class VideoAvatar(Avatar):
     def frames(self) -> int:
         return len(self.encoded)
 
+    @property
+    def animated(self) -> bool:
+        return True
+
+    def base_at(self, tick: int) -> tuple[np.ndarray, FaceHints]:
+        p = self.position(tick)
+        return self.picture(p), self.hints_at(p)
+
     def position(self, tick: int) -> int:
         return pingpong(tick, len(self.encoded))
 
@@ -72,11 +80,11 @@ class VideoAvatar(Avatar):
             self._decoded.popitem(last=False)
         return rgb
 
-    def hints_at(self, position: int):  # type: ignore[no-untyped-def]
+    def hints_at(self, position: int) -> FaceHints:
         box = self.boxes[position]
         if box not in self._hints_cache:
-            self._hints_cache[box] = hints_from_face_box(self.picture(position), box)  # type: ignore[index]
-        return self._hints_cache[box]  # type: ignore[index]
+            self._hints_cache[box] = hints_from_face_box(self.picture(position), box)
+        return self._hints_cache[box]
 
 
 def load_video_avatar(path: str | Path, width: int, height: int, quality: int = 92, fps: float | None = None,

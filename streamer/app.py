@@ -267,6 +267,8 @@ class App:
             "fps": round(self.clock.measured_fps(), 2),
             "ticks": self.clock.ticks,
             "mic_latency_ms": self._mic_latency_ms(),
+            "lip_sync": {"renderer": self.speaker.renderer.name, "late_frames": self.speaker.late_frames,
+                         "render_failures": self.speaker.render_failures},
             "uptime_s": round(time.monotonic() - self.started_at, 1),
             "director": stats,
             "guard": self.director.output_filter.status(),

@@ -61,7 +61,7 @@ def build_renderer(settings: Settings, avatar: Avatar) -> Any:
     a = settings.avatar
     return create_renderer(a.renderer, avatar, settings.stream.fps,
                            a.wav2lip_checkpoint and str(settings.resolve(a.wav2lip_checkpoint)), a.device,
-                           a.precision, a.batch, a.backend, lipsync_url=a.lipsync_url,
+                           a.precision, a.batch, a.backend, a.wav2lip_pads, lipsync_url=a.lipsync_url,
                            lipsync_timeout_ms=a.lipsync_timeout_ms, lipsync_fallback=a.lipsync_fallback)
 
 

@@ -18,7 +18,8 @@ from streamer.log import add_secret, setup_logging
 
 log = logging.getLogger("streamer")
 
-COMMAND_MODULES: tuple[str, ...] = ("avatars.studio.cli", "streamer.rooms.cli", "streamer.control.cli")
+COMMAND_MODULES: tuple[str, ...] = ("avatars.studio.cli", "streamer.rooms.cli", "streamer.control.cli",
+                                   "streamer.avatar_check")
 """Modules that add subcommands: each has ``add_commands(sub, avatar_sub)`` taking the top-level and the
 ``streamer avatar`` subparser collections (imports inside the command functions keep start-up light)."""
 

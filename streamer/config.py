@@ -70,10 +70,16 @@ class AvatarSettings(_Model):
     wav2lip_checkpoint: str = ""
     """Empty: wav2lip_gan.pth in the cache folder ($STREAMER_CACHE, default ~/.cache/streamer)."""
     device: str = "auto"
-    precision: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    precision: Literal["auto", "float32", "bfloat16", "float16", "int8"] = "auto"
+    """auto: the fastest precision measured >= 35 dB against float32 on this checkpoint
+    (avatars/wav2lip/backends.py): float16 on CUDA and bfloat16 on CPUs with native bf16 are measured at
+    load; int8 (ONNX Runtime) once `streamer avatar check` has measured it; float32 otherwise."""
     batch: Annotated[int, Field(ge=1, le=128)] = 16
-    backend: Literal["torch", "onnx"] = "torch"
-    """onnx: ONNX Runtime (CPU, float32; exported once next to the checkpoint; needs the onnx package)."""
+    backend: Literal["auto", "torch", "onnx"] = "auto"
+    """onnx: ONNX Runtime on the CPU (float32 or int8, exported and quantised once, cached; needs the onnx
+    package)."""
+    wav2lip_pads: tuple[int, int, int, int] = (0, 10, 0, 0)
+    """Padding of the face box in pixels (top, bottom, left, right), as the official inference's --pads."""
     lipsync_url: str = ""
     """With renderer = "wav2lip": a shared lip-sync deployment (``streamer rooms`` sets it for each room);
     empty: the generator runs in this process."""

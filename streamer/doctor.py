@@ -168,7 +168,7 @@ def check_avatar(settings: Settings) -> list[Check]:
 
 
 CHECK_MODULES: tuple[str, ...] = ("streamer.guard.doctor", "streamer.voice.checks", "avatars.studio.doctor",
-                                 "streamer.control.checks")
+                                 "streamer.control.checks", "streamer.avatar_check")
 """Modules with more checks: each has ``doctor_checks(settings) -> list[Check]``."""
 
 

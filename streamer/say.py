@@ -43,7 +43,7 @@ def render_say(settings: Settings, text: str, out: Path, avatar: str | None = No
                 pcm = tts.synthesize_blocking(sentence)
             except NothingSpeakable:  # an emoji-only sentence: nothing to hear, nothing to show
                 continue
-            poses = [p for batch in renderer.analyze_stream(pcm, st.sample_rate) for p in batch]
+            poses = renderer.analyze(pcm, st.sample_rate)
             segments.append(Segment(Utterance(sentence, source="operator"), pcm, poses, clock.samples_per_frame))
         if not segments:
             raise NothingToSay("nothing to say: only emoji, links or punctuation")

@@ -1,9 +1,14 @@
 """The speaker: one reply in, voiced and rendered segments out to the clock.
 
-For each sentence of a ``Reply`` it runs the voice (TTS, in a worker thread) and the renderer's first
-batch of mouth poses, then pushes the segment to the clock; a streaming renderer (Wav2Lip) keeps
-rendering the rest in a worker while the segment plays. It keeps at most ``lookahead_s`` of speech
-queued ahead of the clock, waiting on the clock's own reports (the segments' futures), never polling.
+For each sentence of a ``Reply`` it runs the voice (TTS, in a worker thread) and hands the audio to
+one render worker (``avatars.stream``): the sentence's mouth poses render there, in order, a small
+first batch for the first sentence of a reply (so it can start within a fraction of a second) and
+full batches after, while the next sentence is being synthesised. The segment goes to the clock at
+once; the clock starts it when its render will keep ahead of playback, and a frame that is not
+rendered in time is shown with the procedural mouth (counted in ``late_frames``), so the clock never
+waits for the renderer. A renderer that fails is logged once by the worker and covered the same
+way. The speaker keeps at most ``lookahead_s`` of speech queued ahead of the clock, waiting on the
+clock's own reports (the segments' futures), never polling.
 
 ``push(reply)`` returns once every segment of the reply has left the clock; what was heard is read
 from the reply's segments (``heard_of``). Cancelling it (an interrupt) stops the chain at once: the
@@ -21,30 +26,19 @@ import asyncio
 import collections
 import concurrent.futures
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-import numpy as np
-
-from avatars.base import REST, MouthPose
+from avatars.base import REST, Renderer
+from avatars.stream import RenderStream, RenderWorker
 from streamer.clock import OutputClock
 from streamer.speech import Heard, HeardLine, Played, Reply, Segment, Utterance, reported
 from streamer.voice.base import TTS, TTSError
 
 log = logging.getLogger(__name__)
-
-
-class LipSync(Protocol):
-    """What the speaker needs from a renderer: mouth poses for speech, in batches (one batch for the
-    procedural mouth; several for Wav2Lip, so playback starts after the first). ``start_frame`` is the
-    clock tick where this speech is expected to start (idle-video avatars render against that frame)."""
-
-    def analyze_stream(self, pcm: np.ndarray, rate: int, cancelled: threading.Event | None = None, *,
-                       start_frame: int = 0) -> Iterator[list[MouthPose]]: ...
 
 
 @dataclass(frozen=True)
@@ -77,8 +71,8 @@ def heard_of(segments: list[Segment]) -> Heard:
 
 
 class Speaker:
-    def __init__(self, *, tts: TTS, renderer: LipSync, clock: OutputClock, lookahead_s: float = 4.0,
-                 tail_s: float = 0.3) -> None:
+    def __init__(self, *, tts: TTS, renderer: Renderer, clock: OutputClock, lookahead_s: float = 4.0,
+                 tail_s: float = 0.3, first_batch: int = 4) -> None:
         self.tts = tts
         self.renderer = renderer
         self.clock = clock
@@ -86,12 +80,22 @@ class Speaker:
         self.tail_frames = int(tail_s * clock.fps)
         self.on_playback: list[Callable[[PlaybackEvent], None]] = []
         self.now_playing: Utterance | None = None
+        self.first_batch = first_batch
+        """Frames in the first render batch of a reply: what playback waits for before it can start."""
         self._ahead: collections.deque[Segment] = collections.deque()
-        self._renders: set[asyncio.Future[None]] = set()
-        self._cancel_flags: collections.deque[threading.Event] = collections.deque(maxlen=64)
-        self._render_failures = 0
+        self._renders = RenderWorker("lip-sync")
+        self._streams: collections.deque[RenderStream] = collections.deque(maxlen=256)
 
-    def use(self, *, tts: TTS | None = None, renderer: LipSync | None = None) -> None:
+    @property
+    def late_frames(self) -> int:
+        """Frames of recent sentences shown with the procedural mouth because their render was late."""
+        return sum(s.late_frames for s in self._streams)
+
+    @property
+    def render_failures(self) -> int:
+        return sum(self._renders.failures.values())
+
+    def use(self, *, tts: TTS | None = None, renderer: Renderer | None = None) -> None:
         """Speak with another voice or renderer from the next sentence on (a persona switch)."""
         self.tts = tts or self.tts
         self.renderer = renderer or self.renderer
@@ -104,7 +108,8 @@ class Speaker:
         out = segments if segments is not None else []
         async with aclosing(reply.sentences) as sentences:  # a cancelled turn closes the generator chain now
             async for text in sentences:
-                seg = await self._voice(Utterance(text, reply.turn, reply.answers, reply.source, reply.priority))
+                seg = await self._voice(Utterance(text, reply.turn, reply.answers, reply.source, reply.priority),
+                                        first=not out)
                 if seg is None:
                     continue
                 await self._make_room()
@@ -116,7 +121,7 @@ class Speaker:
             await reported(seg.ended)
         return out
 
-    async def _voice(self, utt: Utterance) -> Segment | None:
+    async def _voice(self, utt: Utterance, first: bool = False) -> Segment | None:
         t0 = time.perf_counter()
         try:
             speech = await self.tts.speak(utt.text)
@@ -128,42 +133,23 @@ class Speaker:
             log.warning("voice returned no audio; skipping sentence", extra={"utterance": utt.id})
             return None
         t1 = time.perf_counter()
-        cancelled = threading.Event()
-        self._cancel_flags.append(cancelled)
+        # the tick it should start on (an idle-video avatar renders against those loop frames), per sentence
         start = self.clock.ticks + self._frames_ahead() + self.clock.prebuffer_frames
-        batches = self._batches(pcm, cancelled, start)
-        first: list[MouthPose] = await asyncio.to_thread(next, batches, [])
-        seg = Segment(utt, pcm, list(first), self.clock.samples_per_frame, tail_frames=self.tail_frames,
+        caps = self.renderer.capabilities
+        stream = RenderStream(self.renderer, pcm, self.clock.sample_rate, start_tick=start,
+                              first_batch=self.first_batch if first else (caps.batch or self.first_batch))
+        self._streams.append(stream)
+        self._renders.start()
+        self._renders.submit(stream)
+        stream.first_batch_done.add_done_callback(lambda _f: log.info(
+            "first poses rendered", extra={"utterance": utt.id, "answers": utt.answers,
+                                           "render_ms": round(1000 * (time.perf_counter() - t1))}))
+        seg = Segment(utt, pcm, [], self.clock.samples_per_frame, tail_frames=self.tail_frames, render=stream,
                       speech=speech if speech.words else None)
-        if len(seg.poses) < seg.total_frames:
-            done = asyncio.ensure_future(asyncio.to_thread(self._fill, seg, batches))
-            self._renders.add(done)
-            done.add_done_callback(self._renders.discard)
         log.info("segment voiced", extra={"utterance": utt.id, "turn": utt.turn, "answers": utt.answers,
                                           "frames": seg.total_frames, "voice": speech.engine,
-                                          "tts_ms": round(1000 * (t1 - t0)),
-                                          "render_ms": round(1000 * (time.perf_counter() - t1))})
+                                          "tts_ms": round(1000 * (t1 - t0))})
         return seg
-
-    def _batches(self, pcm: np.ndarray, cancelled: threading.Event, start: int) -> Iterator[list[MouthPose]]:
-        """The renderer's pose batches; a renderer that fails leaves the mouth at rest for the rest of the
-        sentence (the audio plays on), logged once per renderer."""
-        frames = -(-pcm.size // self.clock.samples_per_frame)
-        given = 0
-        try:
-            for batch in self.renderer.analyze_stream(pcm, self.clock.sample_rate, cancelled, start_frame=start):
-                given += len(batch)
-                yield batch
-        except Exception as e:
-            self._render_failures += 1
-            if self._render_failures == 1:
-                log.exception("renderer failed; the mouth rests for this speech", extra={"error": str(e)})
-            yield [REST] * max(0, frames - given)
-
-    @staticmethod
-    def _fill(seg: Segment, batches: Iterator[list[MouthPose]]) -> None:
-        for batch in batches:
-            seg.extend_poses(batch)
 
     def _frames_ahead(self) -> int:
         while self._ahead and self._ahead[0].ended.done():
@@ -218,12 +204,9 @@ class Speaker:
 
     def interrupt(self) -> asyncio.Future[int]:
         """Drop everything queued so far and fade out; resolves to the clock tick where the audio faded."""
-        for flag in self._cancel_flags:  # stop rendering what will never play
-            flag.set()
+        self._renders.cancel()  # stop rendering what will never play
         return asyncio.ensure_future(reported(self.clock.interrupt()))
 
     async def aclose(self) -> None:
-        """Stop background rendering and wait for it."""
-        for flag in self._cancel_flags:
-            flag.set()
-        await asyncio.gather(*self._renders, return_exceptions=True)
+        """Stop background rendering and wait for the render thread."""
+        await asyncio.to_thread(self._renders.close)

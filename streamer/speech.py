@@ -21,13 +21,23 @@ import itertools
 import threading
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 from avatars.base import MouthPose
 
 _utt_ids = itertools.count(1)
+
+
+class PoseSource(Protocol):
+    """Poses rendered while a segment plays (``avatars.stream.RenderStream``)."""
+
+    frames: int
+
+    def ready(self) -> bool: ...
+
+    def pose(self, i: int) -> MouthPose: ...
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,10 @@ class Segment:
     speech: Any = None
     """The voice's ``Speech`` (streamer.voice.base) when it gave word timings: subtitles follow them, and an
     interrupted sentence is remembered word by word."""
+    render: PoseSource | None = None
+    """When set (``avatars.stream.RenderStream``), poses and readiness come from it as it renders: the
+    clock starts the segment once the render will keep ahead, and a frame not rendered in time gets the
+    procedural mouth instead of waiting."""
     started: concurrent.futures.Future[int] = field(default_factory=concurrent.futures.Future, repr=False)
     near_end: concurrent.futures.Future[None] = field(default_factory=concurrent.futures.Future, repr=False)
     ended: concurrent.futures.Future[Played] = field(default_factory=concurrent.futures.Future, repr=False)
@@ -89,6 +103,8 @@ class Segment:
 
     def ready(self, prebuffer_frames: int) -> bool:
         """Enough is rendered to play through without stalling."""
+        if self.render is not None:
+            return self.render.ready()
         with self._lock:
             have = len(self.poses)
         return have >= self.total_frames or have >= prebuffer_frames
@@ -98,6 +114,8 @@ class Segment:
             self.poses.extend(poses)
 
     def pose(self, i: int) -> MouthPose | None:
+        if self.render is not None:
+            return self.render.pose(min(i, self.render.frames - 1)) if self.render.frames else None
         with self._lock:
             return self.poses[i] if i < len(self.poses) else None
 

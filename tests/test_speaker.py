@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 
-from avatars.base import REST
+from avatars.base import REST, Capabilities
 from avatars.portrait import load_avatar
 from avatars.procedural import ProceduralRenderer
 from streamer.clock import OutputClock
@@ -150,12 +150,18 @@ async def test_paced_replies_ask_for_the_next_sentence_only_near_the_end_of_the_
 
 
 class BrokenRenderer(ProceduralRenderer):
-    def analyze_stream(self, pcm, rate, cancelled=None, *, start_frame=0):
-        yield [REST] * 3
+    """A batched renderer that fails after its first batch (the real interface, a real failure path)."""
+
+    @property
+    def capabilities(self):
+        return Capabilities(batched=True, batch=4)
+
+    def render_batches(self, pcm, rate, start_tick=0, sizes=None, base=None):
+        yield [REST] * next(sizes)
         raise RuntimeError("GPU fell off the bus")
 
 
-async def test_a_renderer_that_fails_mid_sentence_rests_the_mouth_and_the_audio_plays_on(caplog):
+async def test_a_renderer_that_fails_mid_sentence_is_covered_by_the_procedural_mouth_and_logged_once(caplog):
     caplog.set_level(logging.INFO)
     avatar = load_avatar("", 320, 180)
     speaker, clock, tts = make(renderer=BrokenRenderer(avatar, FPS))
@@ -165,7 +171,61 @@ async def test_a_renderer_that_fails_mid_sentence_rests_the_mouth_and_the_audio_
             assert heard_of(segs).lines[0].completed
     expected = tts.synthesize_blocking("The audio must go on.")
     assert np.allclose(ticker.speech()[:expected.size], expected, atol=1e-6)
-    assert caplog.text.count("renderer failed") == 1  # logged once, not per sentence
+    assert caplog.text.count("render failed") == 1  # logged once, not per sentence
+    assert speaker.render_failures == 2 and speaker.late_frames > 0  # counted, and covered frame by frame
+    procedural = ProceduralRenderer(avatar, FPS).analyze(expected, RATE)
+    assert segs[0].pose(10) == procedural[10] and procedural[10].speaking  # the mouth moves with the voice
+
+
+class SlowRenderer(ProceduralRenderer):
+    """A batched renderer that takes real time per batch, so the clock catches up with it."""
+
+    def __init__(self, avatar, fps, gate):
+        super().__init__(avatar, fps)
+        self.gate, self.start_ticks, self.sizes = gate, [], []
+
+    @property
+    def capabilities(self):
+        return Capabilities(batched=True, batch=8, start_tick=True)
+
+    def render_batches(self, pcm, rate, start_tick=0, sizes=None, base=None):
+        self.start_ticks.append(start_tick)
+        poses = base if base is not None else self.analyze(pcm, rate)
+        i = 0
+        while i < len(poses):
+            n = next(sizes)
+            assert self.gate.acquire(timeout=30)
+            self.sizes.append(min(n, len(poses) - i))
+            yield poses[i:i + n]
+            i += n
+
+
+async def test_playback_starts_after_the_first_small_batch_and_the_clock_never_waits_for_the_renderer():
+    import threading
+
+    gate = threading.Semaphore(0)
+    avatar = load_avatar("", 320, 180)
+    renderer = SlowRenderer(avatar, FPS, gate)
+    speaker, clock, _ = make(renderer=renderer)
+    segs = []
+    async with Ticker(clock) as ticker:
+        task = asyncio.create_task(speaker.push(Reply("t1", sentences("A sentence that renders slowly.",
+                                                                      "And another one after it.")), segs))
+        await ticker.until(lambda: len(ticker.ticks) > 20)
+        assert not segs or not segs[0].started.done()  # nothing rendered yet: the clock idles, it does not wait
+        gate.release()  # the first batch (4 frames) only
+        await ticker.until(lambda: segs and segs[0].started.done())
+        await ticker.until(lambda: ticker.ticks[-1].index >= segs[0].started.result() + 8)  # past what is rendered
+        for _ in range(200):
+            gate.release()
+        await asyncio.wait_for(task, 30)
+    assert renderer.sizes[0] == speaker.first_batch == 4 and renderer.sizes[1] == 8
+    start = segs[0].started.result()
+    # each sentence carries its own start tick (for idle-video avatars), planned when it was voiced
+    assert len(renderer.start_ticks) == 2 and renderer.start_ticks[0] <= start + 1
+    assert renderer.start_ticks[1] >= renderer.start_ticks[0] + segs[0].total_frames
+    assert speaker.late_frames > 0  # the clock played on past the render, with procedural mouths
+    assert ticker.ticks[-1].index + 1 == len(ticker.ticks)  # one tick after another, none held back
 
 
 @pytest.fixture(autouse=True)

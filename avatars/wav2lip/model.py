@@ -93,3 +93,42 @@ class Wav2Lip(nn.Module):
     def forward(self, audio_sequences: torch.Tensor, face_sequences: torch.Tensor) -> torch.Tensor:
         """audio (B, 1, 80, 16), faces (B, 6, 96, 96) in [0, 1] -> (B, 3, 96, 96) in [0, 1]."""
         return self.decode(audio_sequences, self.encode_face(face_sequences))
+
+
+def calibrate_random(model: Wav2Lip, audio: torch.Tensor, faces: torch.Tensor, out_std: float = 1.5,
+                     batch: int = 32, seed: int = 1) -> Wav2Lip:
+    """Give a randomly initialised generator the activation statistics a trained one has, for tests and
+    benchmarks that compare precisions. Untouched, random weights give a flat grey face on which any
+    precision looks perfect (> 50 dB). Here BatchNorm statistics are measured on a varied batch made
+    from ``audio`` and ``faces`` (brightness, noise and shifts, so no channel is constant and then
+    divided by a near-zero variance), and the output layer is scaled so the sigmoid spans most of
+    [0, 1]. The weights stay random: this exercises numerical error through every layer at
+    realistic ranges; it cannot show what a trained network's output looks like."""
+    g = torch.Generator().manual_seed(seed)
+    pick_a = torch.randint(0, len(audio), (batch,), generator=g)
+    pick_f = torch.randint(0, len(faces), (batch,), generator=g)
+    var_audio = audio[pick_a] + 0.3 * torch.randn((batch, *audio.shape[1:]), generator=g)
+    var_faces = faces[pick_f] * (0.6 + 0.8 * torch.rand(batch, 1, 1, 1, generator=g))
+    var_faces = var_faces + 0.05 * torch.randn(var_faces.shape, generator=g)
+    shifts = torch.randint(-8, 9, (batch, 2), generator=g).tolist()
+    var_faces = torch.stack([torch.roll(f, (dy, dx), dims=(1, 2)) for f, (dy, dx) in zip(var_faces, shifts, strict=True)]).clamp(0, 1)
+    var_faces[:, :3, faces.shape[2] // 2:] = 0.0
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None  # a plain average over the calibration batch
+    model.train()
+    with torch.no_grad():
+        model(var_audio, var_faces)
+        model.eval()
+        captured: list[torch.Tensor] = []
+        last: nn.Conv2d = model.output_block[1]  # type: ignore[assignment]
+        handle = last.register_forward_hook(lambda _m, _i, out: captured.append(out))
+        model(audio, faces)
+        handle.remove()
+        pre = captured[0]
+        scale = out_std / float(pre.std())
+        last.weight.mul_(scale)
+        bias: torch.Tensor = last.bias  # type: ignore[assignment]
+        bias.mul_(scale).sub_(pre.mean(dim=(0, 2, 3)) * scale)
+    return model

@@ -38,7 +38,7 @@ BUCKETS = (8, 16, 32, 64, 128, 256, 512)
 try:  # the official post-processing (BGR out, x255 truncated), where the local renderer defines it
     from avatars.wav2lip.official import faces_from_output  # type: ignore[import-not-found,unused-ignore]
 except ImportError:
-    faces_from_output = None
+    faces_from_output = None  # type: ignore[assignment]
 
 
 def to_patches(out: Any) -> np.ndarray:

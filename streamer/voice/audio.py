@@ -10,15 +10,7 @@ from typing import Any
 import numpy as np
 from scipy.signal import resample_poly
 
-
-def resample(pcm: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
-    """Polyphase resampling (anti-aliased), exact length ``round(len * dst / src)``."""
-    pcm = np.asarray(pcm, dtype=np.float32)
-    if src_rate == dst_rate or pcm.size == 0:
-        return pcm
-    g = gcd(src_rate, dst_rate)
-    out = resample_poly(pcm, dst_rate // g, src_rate // g).astype(np.float32)
-    return out
+from avatars.dsp import resample  # noqa: F401  (one implementation, shared with avatars)
 
 
 def int16_to_float(data: bytes | np.ndarray) -> np.ndarray:
