@@ -6,7 +6,7 @@ is named in the log with what was done about it.
 Faults here: the LLM endpoint (429, 500, hang, garbage, a slow trickle), a voice failing for one sentence
 and for every sentence, the chat server dropping the connection and sending garbage, the renderer raising
 mid-sentence, the recording's disk filling up. Process faults (SIGKILL, SIGINT, SIGTERM) are in
-tests/test_restart.py and tests/test_sigint.py; a PulseAudio sink that disappears in tests/test_outputs.py.
+tests/test_restart.py and tests/test_sigint.py; a PulseAudio sink that disappears in tests/test_microphone.py.
 """
 
 from __future__ import annotations

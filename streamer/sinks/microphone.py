@@ -4,6 +4,11 @@ Other programs (OBS, Zoom, a browser) record the sink's monitor as a microphone.
 sink does not exist, a null sink of that name is created (and removed on close) together with a
 remapped source ``<name>_input`` that apps list as an ordinary microphone. Audio goes through
 libpulse-simple (ctypes, no extra package); its measured latency drives the drift corrector.
+
+A sink that disappears (PulseAudio restarted, the module unloaded) would silently move our stream to the
+default sink (the speakers): every ``check_every_s`` the sink's name and index are checked, and a sink that
+is gone or was replaced is reconnected (re-created when we made it) with backoff, counted in status; the
+other outputs are untouched.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import numpy as np
 
 from streamer.sinks.base import Sink, SinkUnavailable, Tick
 from streamer.sinks.drift import DriftCorrector
+from streamer.sinks.reopen import Reopener
 from streamer.voice.audio import float_to_int16
 
 log = logging.getLogger(__name__)
@@ -71,7 +77,7 @@ class VirtualMicrophoneSink(Sink):
     name = "microphone"
 
     def __init__(self, sink_name: str, sample_rate: int, target_latency_ms: float = 150.0,
-                 create: bool = True) -> None:
+                 create: bool = True, check_every_s: float = 2.0) -> None:
         self.sink_name = sink_name
         self.rate = sample_rate
         self.target_s = target_latency_ms / 1000.0
@@ -84,10 +90,21 @@ class VirtualMicrophoneSink(Sink):
         self.latency_s = 0.0
         self.muted = threading.Event()
         """Set by the operator's mute command: silence goes out, the stream and its timing go on."""
+        self.reopener = Reopener(self.name, first_delay_s=0.5, max_delay_s=10.0)
+        self._check_samples = int(check_every_s * sample_rate)
+        self._since_check = 0
+        self._sink_index = ""
+
+    def _index(self) -> str:
+        """The PulseAudio index of our sink, "" when there is none of that name."""
+        for line in _pactl("list", "short", "sinks").splitlines():
+            parts = line.split("\t")
+            if len(parts) > 1 and parts[1] == self.sink_name:
+                return parts[0]
+        return ""
 
     def _ensure_sink(self) -> None:
-        sinks = [line.split("\t")[1] for line in _pactl("list", "short", "sinks").splitlines() if "\t" in line]
-        if self.sink_name in sinks:
+        if self._index():
             return
         if not self.create:
             raise SinkUnavailable(f"PulseAudio sink {self.sink_name!r} not found: pactl load-module "
@@ -105,8 +122,13 @@ class VirtualMicrophoneSink(Sink):
         log.info("created virtual microphone", extra={"sink": self.sink_name})
 
     def open(self) -> None:
+        self._connect()
+        self.reopener.up()
+
+    def _connect(self) -> None:
         self._simple, self._pulse = _libs()
         self._ensure_sink()
+        self._sink_index = self._index()
         spec = _SampleSpec(PA_SAMPLE_S16LE, self.rate, 1)
         bytes_per_s = self.rate * 2
         attr = _BufferAttr(0xFFFFFFFF, int(bytes_per_s * self.target_s * 2), 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF)
@@ -121,7 +143,15 @@ class VirtualMicrophoneSink(Sink):
         return self._pulse.pa_strerror(code).decode() if self._pulse else str(code)
 
     def write(self, tick: Tick) -> None:
+        self.reopener.deliver(lambda: self._send(tick), self._connect, self._disconnect)
+
+    def _send(self, tick: Tick) -> None:
         assert self._simple is not None and self._pa is not None
+        self._since_check += tick.audio.size
+        if self._since_check >= self._check_samples:
+            self._since_check = 0
+            if self._index() != self._sink_index:
+                raise RuntimeError(f"PulseAudio sink {self.sink_name!r} was removed or replaced")
         err = ctypes.c_int(0)
         latency_us = self._simple.pa_simple_get_latency(self._pa, ctypes.byref(err))
         if latency_us != 2**64 - 1:
@@ -131,6 +161,20 @@ class VirtualMicrophoneSink(Sink):
         data = float_to_int16(chunk).tobytes()
         if data and self._simple.pa_simple_write(self._pa, data, len(data), ctypes.byref(err)) < 0:
             raise RuntimeError(f"PulseAudio write failed: {self._strerror(err.value)}")
+
+    def _disconnect(self) -> None:
+        """Drop the stream (not the modules: a sink we created and lost is created again on reconnect)."""
+        if self._pa is not None and self._simple is not None:
+            self._simple.pa_simple_free(self._pa)
+            self._pa = None
+        self._modules = [m for m in self._modules if self._module_loaded(m)]
+
+    @staticmethod
+    def _module_loaded(module: str) -> bool:
+        try:
+            return any(line.split("\t")[0] == module for line in _pactl("list", "short", "modules").splitlines())
+        except SinkUnavailable:
+            return False
 
     def close(self) -> None:
         if self._pa is not None and self._simple is not None:
@@ -150,4 +194,9 @@ class VirtualMicrophoneSink(Sink):
 
     def status(self) -> dict[str, object]:
         return {"sink": self.sink_name, "muted": self.muted.is_set(), "latency_ms": round(self.latency_s * 1000, 1),
-                "drift_dropped": self.corrector.dropped, "drift_inserted": self.corrector.inserted}
+                "drift_dropped": self.corrector.dropped, "drift_inserted": self.corrector.inserted,
+                **self.reopener.status()}
+
+    def request_reopen(self) -> bool:
+        self.reopener.request()
+        return True
