@@ -223,13 +223,24 @@ def test_recording_from_a_pulseaudio_source(english_wav, transcriber):
     module = subprocess.run(["pactl", "load-module", "module-null-sink", f"sink_name={sink}"], capture_output=True,
                             text=True, check=True).stdout.strip()
     try:
-        def play() -> None:
-            time.sleep(0.5)
+        def recording() -> bool:
+            out = subprocess.run(["pactl", "list", "short", "source-outputs"], capture_output=True, text=True).stdout
+            return any(line.split("\t")[1] == index for line in out.splitlines() if "\t" in line)
+
+        index = next(line.split("\t")[0] for line in subprocess.run(
+            ["pactl", "list", "short", "sources"], capture_output=True, text=True).stdout.splitlines()
+            if line.split("\t")[1] == f"{sink}.monitor")
+
+        def play() -> None:  # once the recorder is connected (parecord takes a moment to start)
+            for _ in range(200):
+                if recording():
+                    break
+                time.sleep(0.05)
             subprocess.run(["paplay", f"--device={sink}", str(english_wav)], check=False, timeout=30)
 
         player = threading.Thread(target=play)
         player.start()
-        pcm = record(6.0, f"{sink}.monitor")
+        pcm = record(12.0, f"{sink}.monitor")
         player.join(timeout=30)
     finally:
         subprocess.run(["pactl", "unload-module", module], check=False)
