@@ -42,8 +42,32 @@ def percentiles(values: Any, scale: float = 1.0) -> dict[str, float]:
             "max": round(float(a.max()), 3)}
 
 
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def gpu_model() -> str | None:
+    """The CUDA device benchmarks may run on (without importing torch when it is not installed)."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return None
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+
+
 def machine() -> dict[str, Any]:
-    return {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform()}
+    """What every figure is recorded with: figures from different machines are not comparable."""
+    return {"cpu": cpu_model(), "cpus": os.cpu_count(), "gpu": gpu_model(), "python": sys.version.split()[0],
+            "platform": platform.platform()}
 
 
 def report(result: dict[str, Any]) -> None:
