@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import report  # noqa: E402
+from benchmarks._common import cpu_model, report  # noqa: E402
 from streamer.sinks.base import Sink, SinkWorker, Tick  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -79,14 +79,6 @@ MEASURE_JS = """
 """
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def cpu_s() -> float:

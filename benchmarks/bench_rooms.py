@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import sys
 import tempfile
 import threading
@@ -39,7 +38,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import percentiles, report  # noqa: E402
+from benchmarks._common import cpu_model, percentiles, report  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 FPS, RATE = 25, 48000
@@ -47,14 +46,6 @@ LINES = ["Welcome to the coffee corner, today the grinder is on sale for a very 
          "欢迎来到直播间，今天的咖啡研磨机特价，数量有限，喜欢的朋友赶紧下单。"]
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def speech_like(seconds: float) -> np.ndarray:

@@ -33,17 +33,7 @@ import torch  # noqa: E402
 from avatars.default_host import draw_default_host  # noqa: E402
 from avatars.studio.composition import compose  # noqa: E402
 from avatars.studio.face_score import score_portrait  # noqa: E402
-from benchmarks._common import report, rss_mb  # noqa: E402
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
+from benchmarks._common import cpu_model, report, rss_mb  # noqa: E402
 
 
 def time_pipeline(portraits: Any, size: int, steps: int, reps: int) -> dict[str, float]:

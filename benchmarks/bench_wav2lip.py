@@ -44,23 +44,12 @@ from avatars.wav2lip.checkpoint import save_official_format  # noqa: E402
 from avatars.wav2lip.model import Wav2Lip, calibrate_random  # noqa: E402
 from avatars.wav2lip.official import face_input  # noqa: E402
 from avatars.wav2lip.renderer import Wav2LipRenderer  # noqa: E402
-from benchmarks._common import report, rss_mb  # noqa: E402
+from benchmarks._common import cpu_model, report, rss_mb  # noqa: E402
 
 FPS = 25
 RATE = 48000
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or "unknown"
 
 
 def speech(seconds: float, rate: int = RATE) -> np.ndarray:
