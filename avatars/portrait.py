@@ -35,9 +35,8 @@ def haar_cascade() -> cv2.CascadeClassifier:
 _CASCADE: cv2.CascadeClassifier | None = None
 
 
-def detect_face(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
-    """The most confident frontal face (x, y, w, h), or None. Confidence (the cascade's level weight),
-    not size, decides: a large false detection on clothing must not win over the real face."""
+def detect_faces(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every frontal face the Haar cascade finds: boxes (n x 4: x, y, w, h) and their confidences."""
     global _CASCADE
     if _CASCADE is None:
         _CASCADE = haar_cascade()
@@ -45,6 +44,13 @@ def detect_face(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
     min_side = max(24, min(gray.shape) // 10)
     faces, _, weights = _CASCADE.detectMultiScale3(gray, scaleFactor=1.1, minNeighbors=5,
                                                    minSize=(min_side, min_side), outputRejectLevels=True)
+    return np.asarray(faces).reshape(-1, 4), np.asarray(weights, np.float64).reshape(-1)
+
+
+def detect_face(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The most confident frontal face (x, y, w, h), or None. Confidence (the cascade's level weight),
+    not size, decides: a large false detection on clothing must not win over the real face."""
+    faces, weights = detect_faces(rgb)
     if len(faces) == 0:
         return None
     best = max(range(len(faces)), key=lambda i: (float(weights[i]), int(faces[i][2])))

@@ -16,12 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
-from avatars.portrait import haar_cascade
-
-_CASCADE: cv2.CascadeClassifier | None = None
+from avatars.portrait import detect_faces
 
 
 @dataclass(frozen=True)
@@ -39,17 +36,6 @@ class FaceScore:
                 f"face {self.size:.0%} of width{', ' + str(self.faces) + ' faces' if self.faces > 1 else ''})")
 
 
-def _faces(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    global _CASCADE
-    if _CASCADE is None:
-        _CASCADE = haar_cascade()
-    gray = cv2.equalizeHist(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
-    min_side = max(24, min(gray.shape) // 10)
-    faces, _, weights = _CASCADE.detectMultiScale3(gray, scaleFactor=1.1, minNeighbors=5,
-                                                   minSize=(min_side, min_side), outputRejectLevels=True)
-    return np.asarray(faces).reshape(-1, 4), np.asarray(weights, np.float64).reshape(-1)
-
-
 def _size_fit(frac: float) -> float:
     if 0.2 <= frac <= 0.6:
         return 1.0
@@ -60,7 +46,7 @@ def _size_fit(frac: float) -> float:
 
 def score_portrait(rgb: np.ndarray) -> FaceScore | None:
     """The best face's score, or None when the detector finds no face."""
-    faces, weights = _faces(rgb)
+    faces, weights = detect_faces(rgb)
     if len(faces) == 0:
         return None
     best = max(range(len(faces)), key=lambda i: (float(weights[i]), int(faces[i][2])))
