@@ -128,9 +128,18 @@ class FieldsFormatter(logging.Formatter):
         return base
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the moment of the record (a captured or replaced stderr is
+    followed, never written to after it was closed)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def setup_logging(level: str = "INFO", stream: TextIO | None = None) -> logging.Handler:
     global _redactor
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler.setFormatter(FieldsFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
     _redactor = RedactSecrets()
     handler.addFilter(_redactor)

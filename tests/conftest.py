@@ -124,3 +124,23 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int = 25, audio: np.n
                 for p in stream.encode(None):
                     c.mux(p)
     return path
+
+
+def wait_until_recording(source: str, timeout: float = 10.0) -> None:
+    """Block until a recorder (parec) is connected to the PulseAudio ``source``: parec takes a moment
+    (up to ~2 s on a busy machine) to start, and what plays before that is not recorded."""
+    import subprocess
+    import time
+
+    def index() -> str | None:
+        out = subprocess.run(["pactl", "list", "short", "sources"], capture_output=True, text=True).stdout
+        return next((line.split("\t")[0] for line in out.splitlines() if line.split("\t")[1:2] == [source]), None)
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        idx = index()
+        outputs = subprocess.run(["pactl", "list", "short", "source-outputs"], capture_output=True, text=True).stdout
+        if idx is not None and any(line.split("\t")[1:2] == [idx] for line in outputs.splitlines()):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no recorder connected to {source} within {timeout} s")

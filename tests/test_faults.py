@@ -202,19 +202,19 @@ async def test_a_chat_server_that_drops_and_sends_garbage_is_reconnected_and_the
 async def test_a_renderer_that_raises_mid_sentence_keeps_the_voice_going(tmp_path, caplog):
     def break_renderer(app):
         renderer = app.speaker.renderer
-        good = renderer.analyze_stream
+        good = renderer.render_batches
 
-        def broken(pcm, rate, cancelled=None, *, start_frame=0):
-            batches = good(pcm, rate, cancelled, start_frame=start_frame)
+        def broken(pcm, rate, start_tick=0, sizes=None, base=None):
+            batches = good(pcm, rate, start_tick, sizes, base)
             yield next(batches)[:3]
             raise RuntimeError("the lip-sync model fell over")
 
-        renderer.analyze_stream = broken
+        renderer.render_batches = broken
 
     app, peaks, first, (q,), status = await run_app(tmp_path, messages=[QUESTION], seconds=12, before=break_renderer)
     assert answered(app, q)
     assert peaks.longest_silence_s(first) <= DEAD_AIR_S
-    assert caplog.text.count("renderer failed") == 1  # logged once, not per sentence
+    assert caplog.text.count("lip-sync render failed") == 1  # logged once, not per sentence
 
 
 @pytest.fixture

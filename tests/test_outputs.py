@@ -16,6 +16,7 @@ import pytest
 from streamer.sinks.base import SinkUnavailable, SinkWorker, Tick
 from streamer.sinks.camera import VirtualCameraSink
 from streamer.sinks.rtmp import RtmpSink, redact, resolve_url
+from tests.conftest import wait_until_recording
 
 W, H, FPS, RATE = 320, 180, 25, 48000
 SPF = RATE // FPS
@@ -232,6 +233,7 @@ def test_sound_device_sink_plays_through_portaudio_into_pulseaudio(pulse_sink, m
                             "--channels=1", "--latency-msec=20"], stdout=subprocess.PIPE)
     sink = AudioDeviceSink("pulse", RATE, 80)
     try:
+        wait_until_recording(f"{pulse_sink}.monitor")
         sink.open()
         for i in range(50):  # 2 s of tone, written at the device's pace
             sink.write(_tick(i))

@@ -161,7 +161,7 @@ class Director:
                 self.memory.record_viewer(event)
         elif event.text or event.paid:
             priority = PAID if event.paid else QUESTION if self._is_question(event) else DANMAKU
-            steering = self.guard.detect(event.text) or self.guard.detect(event.user.name)
+            steering = self.guard.detect(event.text)  # a name that steers is withheld from the model, not deflected
             if steering:
                 self.deflected += 1
                 log.warning("prompt injection attempt deflected", extra={"event": event.id, "matched": steering})

@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 import uuid
 
 import numpy as np
@@ -22,6 +21,7 @@ from avatars.studio.make import PromptOptions, hear, make_from_description
 from avatars.studio.progress import ConsoleReport
 from avatars.studio.prompt_writer import write_prompt
 from avatars.studio.recording import read_audio, write_wav
+from tests.conftest import wait_until_recording
 from tests.fakes.drawn_portraits import DrawnPortraits
 from tests.fakes.openai import Behaviour, FakeOpenAI
 
@@ -223,19 +223,8 @@ def test_recording_from_a_pulseaudio_source(english_wav, transcriber):
     module = subprocess.run(["pactl", "load-module", "module-null-sink", f"sink_name={sink}"], capture_output=True,
                             text=True, check=True).stdout.strip()
     try:
-        def recording() -> bool:
-            out = subprocess.run(["pactl", "list", "short", "source-outputs"], capture_output=True, text=True).stdout
-            return any(line.split("\t")[1] == index for line in out.splitlines() if "\t" in line)
-
-        index = next(line.split("\t")[0] for line in subprocess.run(
-            ["pactl", "list", "short", "sources"], capture_output=True, text=True).stdout.splitlines()
-            if line.split("\t")[1] == f"{sink}.monitor")
-
         def play() -> None:  # once the recorder is connected (parecord takes a moment to start)
-            for _ in range(200):
-                if recording():
-                    break
-                time.sleep(0.05)
+            wait_until_recording(f"{sink}.monitor")
             subprocess.run(["paplay", f"--device={sink}", str(english_wav)], check=False, timeout=30)
 
         player = threading.Thread(target=play)
