@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from avatars import load_avatar
-from streamer.rooms.wire import WireError, decode_request, encode_request
+from avatars.wav2lip.wire import WireError, decode_request, encode_request
 
 torch = pytest.importorskip("torch", reason="needs torch: pip install torch==2.13.0")
 

@@ -3,7 +3,7 @@
 A room keeps everything that is cheap and per-room (the mel spectrogram, the procedural poses,
 pasting and idle motion) and sends only the expensive part, the generator, to a deployment that
 batches frames from many rooms on one GPU. Per batch of video frames it POSTs the mel windows and
-its face key (``streamer.rooms.wire``) and gets 96x96 mouth patches back.
+its face key (``avatars.wav2lip.wire``) and gets 96x96 mouth patches back.
 
 The clock never waits for the network. Every request has a deadline: the first batch of a sentence
 gets ``timeout_s`` (speech starts after it), every later batch must be back before the clock could
@@ -29,11 +29,11 @@ from typing import Any
 import numpy as np
 
 from avatars.base import Avatar, MouthPose
+from avatars.dsp import resample
 from avatars.paste import PasteBack, wav2lip_box
 from avatars.procedural import ProceduralRenderer
 from avatars.wav2lip.audio import SAMPLE_RATE, mel_windows, melspectrogram
-from streamer.rooms.wire import WireError, decode_missing, decode_patches, encode_request, face_key
-from streamer.voice.audio import resample
+from avatars.wav2lip.wire import WireError, decode_missing, decode_patches, encode_request, face_key
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from streamer.rooms.wire import LipSyncRequest, WireError, decode_request, encode_missing, encode_patches
+from avatars.wav2lip.wire import LipSyncRequest, WireError, decode_request, encode_missing, encode_patches
 
 log = logging.getLogger(__name__)
 

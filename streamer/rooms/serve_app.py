@@ -24,9 +24,9 @@ from ray import serve
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from avatars.wav2lip.wire import LipSyncRequest
 from streamer.rooms.lipsync import LipSyncModel, answer
 from streamer.rooms.model import LipSyncOptions
-from streamer.rooms.wire import LipSyncRequest
 
 log = logging.getLogger(__name__)
 
