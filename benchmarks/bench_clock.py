@@ -8,7 +8,6 @@ Last line: one JSON object with a "headline".
 from __future__ import annotations
 
 import argparse
-import gc
 import sys
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from avatars import load_avatar  # noqa: E402
 from avatars.procedural import ProceduralRenderer  # noqa: E402
 from benchmarks._common import TimingSink, percentiles, report, rss_mb  # noqa: E402
 from overlays import draw_chat, draw_subtitle  # noqa: E402
+from streamer.cli import tune_process_for_realtime  # noqa: E402
 from streamer.clock import OutputClock  # noqa: E402
 from streamer.sinks.base import SinkWorker  # noqa: E402
 from streamer.speech import Segment, Utterance  # noqa: E402
@@ -50,8 +50,7 @@ def paced_phase(renderer: ProceduralRenderer, seconds: float, speaking: bool) ->
     clock.update_overlay(lambda state: state.chat.extend(["Mia: hi!", "Sam: how much is it?", "Leo: 这个多少钱？"]))
     if speaking:
         feed(clock, renderer, seconds + 5)
-    gc.collect()
-    gc.freeze()  # as App.start does once everything is built
+    tune_process_for_realtime()  # as the entry point does once everything is built
     cpu0, t0 = time.process_time(), time.monotonic()
     clock.start()
     time.sleep(seconds)

@@ -12,7 +12,6 @@ Usage: python benchmarks/bench_director.py
 from __future__ import annotations
 
 import asyncio
-import gc
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from avatars.procedural import ProceduralRenderer  # noqa: E402
 from benchmarks._common import TimingSink, percentiles, report  # noqa: E402
 from overlays import draw_chat, draw_subtitle  # noqa: E402
 from streamer.build import build_moderator  # noqa: E402
+from streamer.cli import tune_process_for_realtime  # noqa: E402
 from streamer.clock import OutputClock  # noqa: E402
 from streamer.config import DirectorSettings, load_settings  # noqa: E402
 from streamer.director import Director  # noqa: E402
@@ -121,8 +121,7 @@ async def flood(settings, rate: int = 2000, seconds: float = 5.0) -> dict:
         await director.start()  # takes the flood in slices, as in the app
         sink = TimingSink()
         clock = OutputClock(25, 48000, renderer, [SinkWorker(sink, 64)], [draw_chat, draw_subtitle])
-        gc.collect()
-        gc.freeze()  # as App.start does once everything is built
+        tune_process_for_realtime()  # as the entry point does once everything is built
         clock.start()
         await asyncio.sleep(0.5)
         cpu0 = time.process_time()

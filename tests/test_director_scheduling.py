@@ -222,13 +222,16 @@ async def test_memory_keeps_only_what_played(catalogue):
     from streamer.speech import Played
 
     class CutSpeaker(FakeSpeaker):
-        """The clock plays 40 % of the first sentence, then an interrupt fades it out."""
+        """The clock plays 40 % of the first segment, then an interrupt fades it out and drops the rest."""
 
         async def push(self, reply, segments=None):
             out = await super().push(reply, segments)
             out[0].ended = type(out[0].ended)()
             out[0].ended.set_result(Played(4, False, 9))
             out[0].audio = out[0].audio.repeat(10)
+            for seg in out[1:]:  # the interrupt also drops what was queued behind it
+                seg.ended = type(seg.ended)()
+                seg.ended.set_result(Played(0, False, 9))
             return out
 
     clock = Clock()

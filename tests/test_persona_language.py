@@ -148,3 +148,25 @@ def test_a_name_that_steers_is_never_spoken(language, label):
     for kind in ("answer", "deflect"):
         said = persona.text_for(Turn(kind, 2, [event]))
         assert name not in said and "提示词" not in said and label in said
+
+
+@pytest.mark.parametrize("text, first", [
+    ("今天给大家带来云南小粒挂耳咖啡，一盒二十包，热水一冲就好。", "今天给大家带来云南小粒挂耳咖啡，"),
+    ("The AeroBrew press makes a full mug in two minutes, and it packs flat for travel.",
+     "The AeroBrew press makes a full mug in two minutes,"),
+])
+async def test_a_long_first_sentence_starts_on_its_first_clause(text, first):
+    """The voice starts on a few words rather than a whole long sentence (first audio sooner), nothing is
+    lost, and a short sentence or a number like 1,299 is never cut."""
+    speaker = FakeSpeaker()
+    d = Director(persona=ScriptedPersona(load_catalogue(CONFIG / "products" / "demo.toml"), "Joe", seed=1), speaker=speaker, settings=DirectorSettings(),
+                 idle_after_s=3600, time_fn=VirtualClock())
+    await d.start()
+    try:
+        d.say_now(text + " Short one. 只要1,299元。")
+        await speaker.until(lambda s: len(s.replies) == 1)
+    finally:
+        await d.stop()
+    said = speaker.said[0]
+    assert said[0] == first and "".join(said).replace(" ", "") == (text + "Short one.只要1,299元。").replace(" ", "")
+    assert "只要1,299元。" in said and "Short one." in said

@@ -40,6 +40,7 @@ from streamer.events import ChatEvent, EventKind
 from streamer.guard import InjectionGuard, OutputFilter, context_line, normalise
 from streamer.persona.base import Persona, Turn
 from streamer.persona.memory import Memory
+from streamer.persona.sentences import split_first_clause
 from streamer.speaker import PlaybackEvent, Speaker, heard_of
 from streamer.speech import Heard, Reply, Segment, reported
 
@@ -288,8 +289,9 @@ class Director:
                     self._yielded = True
                     log.info("idle talk yields to a waiting viewer", extra={"turn": turn.id})
                     return
+                for part in split_first_clause(sentence) if first and turn.kind != "idle" else [sentence]:
+                    yield part  # a long first sentence starts on its first clause: the voice starts sooner
                 first = False
-                yield sentence
 
     async def _thinking_aloud(self, sentences: AsyncGenerator[str, None]) -> AsyncGenerator[str, None]:
         """While a model is slow to start an answer, say a short filler, so the stream never goes quiet."""
