@@ -187,7 +187,7 @@ async def stage_latency(tmp: Path, messages: int) -> dict[str, Any]:
                 heard = await page.wait("window.measure.audio.length && window.measure.audio[0]", 30)
                 latencies.append(heard - sent)
                 for _ in range(300):  # let the answer finish
-                    if app.clock.speaking is None and not len(app.director):
+                    if app.speaker.now_playing is None and not app.director.busy:
                         break
                     await asyncio.sleep(0.1)
                 await asyncio.sleep(0.5)

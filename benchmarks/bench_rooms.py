@@ -80,8 +80,8 @@ async def room_worker(profile: str, seconds_hint: float) -> None:
     measured = False
     try:
         while not stop.is_set():
-            assert app.clock is not None
-            if app.clock.speaking is None and app.clock.queued_frames() == 0:
+            assert app.speaker is not None and app.director is not None
+            if app.speaker.now_playing is None and not app.director.busy:
                 app.say_now(line)  # every room speaks all the time
             window = None if measured else await asyncio.to_thread(_read_json, Path("bench-window.json"))
             if window:

@@ -411,6 +411,11 @@ class Director:
     def reject(self, event_id: str) -> bool:
         return self.moderator is not None and self.moderator.reject(event_id) is not None
 
+    @property
+    def busy(self) -> bool:
+        """A turn is being said or one waits in the queue (paused or not)."""
+        return self._turn_task is not None or len(self.queue) > 0
+
     def say_now(self, text: str) -> None:
         self.queue.push(Turn("operator", OPERATOR, text=text), self.time_fn())
         self._wake.set()
