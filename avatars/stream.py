@@ -217,6 +217,7 @@ class RenderWorker:
             finally:
                 with self._wake:
                     self._current = None
+                del stream, on_batch  # not held while waiting for the next one: a played sentence is freed
 
     def _failed(self, e: BaseException) -> None:
         cause = f"{type(e).__name__}: {e}"

@@ -35,7 +35,7 @@ from typing import Any
 from avatars.base import REST, Renderer
 from avatars.stream import RenderStream, RenderWorker
 from streamer.clock import OutputClock
-from streamer.speech import Heard, HeardLine, Played, Reply, Segment, Utterance, reported
+from streamer.speech import Heard, HeardLine, Played, PoseSource, Reply, Segment, Utterance, reported
 from streamer.voice.base import TTS, TTSError
 
 log = logging.getLogger(__name__)
@@ -84,12 +84,14 @@ class Speaker:
         """Frames in the first render batch of a reply: what playback waits for before it can start."""
         self._ahead: collections.deque[Segment] = collections.deque()
         self._renders = RenderWorker("lip-sync")
-        self._streams: collections.deque[RenderStream] = collections.deque(maxlen=256)
+        self._streams: set[PoseSource] = set()
+        """Renders of the sentences queued and not yet played out (each holds its audio and poses)."""
+        self._late_done = 0
 
     @property
     def late_frames(self) -> int:
         """Frames of recent sentences shown with the procedural mouth because their render was late."""
-        return sum(s.late_frames for s in self._streams)
+        return self._late_done + sum(s.late_frames for s in self._streams)
 
     @property
     def render_failures(self) -> int:
@@ -138,7 +140,6 @@ class Speaker:
         caps = self.renderer.capabilities
         stream = RenderStream(self.renderer, pcm, self.clock.sample_rate, start_tick=start,
                               first_batch=self.first_batch if first else (caps.batch or self.first_batch))
-        self._streams.append(stream)
         self._renders.start()
         self._renders.submit(stream)
         stream.first_batch_done.add_done_callback(lambda _f: log.info(
@@ -171,6 +172,8 @@ class Speaker:
 
         seg.started.add_done_callback(on_loop(self._started))
         seg.ended.add_done_callback(on_loop(self._ended))
+        if seg.render is not None:
+            self._streams.add(seg.render)
         self._ahead.append(seg)
         self.clock.push(seg)
 
@@ -181,6 +184,10 @@ class Speaker:
 
     def _ended(self, seg: Segment, fut: concurrent.futures.Future[Played]) -> None:
         played = fut.result()
+        if seg.render in self._streams:  # played out: keep its count, not its audio and poses (24/7: memory flat)
+            self._streams.discard(seg.render)
+            self._late_done += seg.render.late_frames
+        self._frames_ahead()  # and let go of the segments that have played
         if self.now_playing is seg.utterance:
             self.now_playing = None
         if seg.started.done():

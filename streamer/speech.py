@@ -39,6 +39,11 @@ class PoseSource(Protocol):
 
     def pose(self, i: int) -> MouthPose: ...
 
+    @property
+    def late_frames(self) -> int:
+        """Frames shown with the procedural mouth because their render was not ready."""
+        ...
+
 
 @dataclass(frozen=True)
 class Utterance:

@@ -228,6 +228,24 @@ async def test_playback_starts_after_the_first_small_batch_and_the_clock_never_w
     assert ticker.ticks[-1].index + 1 == len(ticker.ticks)  # one tick after another, none held back
 
 
+async def test_a_played_sentence_leaves_nothing_behind_but_its_count():
+    """A 24/7 host says thousands of sentences: once one has played, its audio and poses are freed (the
+    speaker keeps its late-frame count, not the render), so memory stays flat however long it runs."""
+    import gc
+    import weakref
+
+    gate = __import__("threading").Semaphore(10_000)
+    speaker, clock, _ = make(renderer=SlowRenderer(load_avatar("", 320, 180), FPS, gate))
+    async with Ticker(clock):
+        segs = await speaker.push(Reply("t1", sentences("One sentence.", "两句话。", "Three sentences.")))
+    renders = [weakref.ref(s.render) for s in segs]
+    late = speaker.late_frames
+    del segs
+    gc.collect()
+    assert all(r() is None for r in renders)
+    assert speaker.late_frames == late
+
+
 @pytest.fixture(autouse=True)
 def _quiet_logs(caplog):
     caplog.set_level(logging.INFO, logger="streamer.speaker")
