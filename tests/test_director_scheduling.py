@@ -351,3 +351,30 @@ async def test_a_fast_answer_gets_no_filler(catalogue):
     d.push(ev("is shipping free?", "Sam"))
     await d._play(d.next_item().turn)
     assert speaker.said[0][0].startswith("Sam,")
+
+
+def test_moderation_remembers_only_the_last_window_of_viewers_in_a_24_7_room():
+    """A room left running for days sees tens of thousands of viewers: moderation keeps only those who
+    spoke within its window (memory stays flat), and still stops a flood or a repeat from a current one."""
+    clock = Clock()
+    rules = ModerationRules(flood_messages=3, flood_window_s=10, repeat_window_s=10)
+    mod = Moderator(rules, time_fn=clock)
+    for i in range(20_000):  # a viewer every 0.5 s for ~3 hours, each saying something new
+        clock.t += 0.5
+        assert mod.check(ev(f"question number {i}", f"v{i}", uid=f"u{i}")).allowed
+    assert len(mod._recent) <= 2 * rules.flood_window_s / 0.5 + 1
+    for _ in range(2):
+        clock.t += 0.1
+        mod.check(ev("hello", "Ann", uid="ann"))
+    assert mod.check(ev("hello", "Ann", uid="ann")).reason == "repeat"
+    assert mod.check(ev("world", "Ann", uid="ann")).reason.startswith("flood")
+
+
+def test_conversation_memory_stays_flat_over_thousands_of_turns():
+    m = Memory(budget_tokens=60)
+    for i in range(5000):
+        m.asked(f"t{i}", f'<viewer name="v{i}">question {i}</viewer>')
+        if i % 2:  # half the turns are never heard (interrupted before a sentence played)
+            m.heard(f"t{i}", f"Answer {i}.", True)
+    assert len(m.turns) <= 200 and len(m._open) <= 32
+    assert m.context()[-1]["content"] == "Answer 4999."

@@ -89,6 +89,7 @@ class Moderator:
         self._word_typed = [re.compile(r"\b" + r"[\s\-_.]*".join(syl) + r"\b") for syl in self._word_syllables]
         self._patterns = [re.compile(p, re.IGNORECASE) for p in rules.blocked_patterns]
         self._recent: dict[str, collections.deque[tuple[float, str]]] = {}
+        self._swept = 0.0
         self._known_viewers: set[str] = set()
         self.approval = rules.approve_new_viewers
         self.held: collections.OrderedDict[str, ChatEvent] = collections.OrderedDict()
@@ -174,7 +175,11 @@ class Moderator:
             return "repeat"
         in_flood = sum(1 for ts, _ in recent if now - ts <= self.rules.flood_window_s)
         recent.append((now, norm))
-        if len(self._recent) > 50_000:  # forget the quietest viewers in a huge room
+        if now - self._swept > window:  # forget viewers quiet for a whole window: 24/7, memory stays flat
+            self._swept = now
+            for key in [k for k, d in self._recent.items() if now - d[-1][0] > window]:
+                del self._recent[key]
+        if len(self._recent) > 50_000:  # a huge room within one window: forget the earliest
             for key in list(self._recent)[:10_000]:
                 del self._recent[key]
         if in_flood >= self.rules.flood_messages:

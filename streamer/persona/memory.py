@@ -67,6 +67,8 @@ class Memory:
         """The user side of a turn (quoted viewer messages), when its reply starts."""
         self.turns.append({"role": "user", "content": content, "turn": turn_id})
         self._open[turn_id] = []
+        while len(self._open) > 32:  # turns long over (a running host asks forever): keep memory flat
+            del self._open[next(iter(self._open))]
 
     def heard(self, turn_id: str, sentence: str, completed: bool, fraction: float = 1.0, words: str | None = None) -> None:
         """A sentence of the reply reached the audience: all of it, or (interrupted) ``words`` when the voice
