@@ -109,7 +109,7 @@ def main() -> None:
             "interval_error_ms_max_speaking": speaking["interval_error_ms"]["max"],
             "idle_cpu_share_of_one_core": idle["cpu_share_of_one_core"],
             "compose_times_realtime": memory["times_realtime"],
-            "rss_mb_after_10_min_stream": memory["rss_mb_end"],
+            f"rss_mb_after_{args.memory_minutes:g}_min_stream": memory["rss_mb_end"],
         },
     })
 
