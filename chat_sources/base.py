@@ -33,6 +33,14 @@ from streamer.events import ChatEvent
 
 log = logging.getLogger(__name__)
 
+
+def cancel_requested() -> bool:
+    """The running task was asked to stop. On Python 3.11 ``asyncio.wait_for`` can turn a cancel that meets
+    its timeout into ``TimeoutError``; a loop that retries on errors checks this so a stop is never lost."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)  # Python 3.11+
+    return bool(cancelling is not None and cancelling())
+
 EmitFn = Callable[[ChatEvent], None]
 
 NETWORK_HINT = "check the network connection, a proxy (HTTPS_PROXY) or a firewall"
@@ -140,6 +148,7 @@ class ChatSource:
         self.live.set()
 
     async def run(self, emit: EmitFn) -> None:
+        """Connect, read, reconnect, until cancelled (a stop: honoured promptly, also mid-timeout)."""
         attempt = 0
         while True:
             delivered = False
@@ -158,6 +167,8 @@ class ChatSource:
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # every failure is classified and retried: the host runs 24/7
+                if cancel_requested():  # a stop that met a timeout (wait_for turns it into TimeoutError)
+                    raise asyncio.CancelledError from e
                 failure, error = self.failure(e), e
             finally:
                 self.live.clear()

@@ -29,7 +29,16 @@ from dataclasses import dataclass, field
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
-from chat_sources.base import NETWORK_HINT, ChatSource, CodecError, Decoded, EmitFn, Failure, backoff
+from chat_sources.base import (
+    NETWORK_HINT,
+    ChatSource,
+    CodecError,
+    Decoded,
+    EmitFn,
+    Failure,
+    backoff,
+    cancel_requested,
+)
 
 __all__ = ["BROWSER_UA", "AuthFailed", "RiskControl", "Stalled", "Target", "WebsocketClientSource", "backoff"]
 
@@ -151,6 +160,8 @@ class WebsocketClientSource(ChatSource):
             try:
                 data = await asyncio.wait_for(ws.recv(), timeout=self.stall_s)
             except asyncio.TimeoutError:
+                if cancel_requested():
+                    raise asyncio.CancelledError from None
                 raise Stalled(f"nothing received from {self._host()} for {self.stall_s:.0f} s") from None
             decoded = self.decode_safely(data)
             for reply in decoded.replies:

@@ -54,7 +54,7 @@ async def test_bilibili_end_to_end_reconnect_stall_garbage_and_dedupe():
             [("send", zbatch), ("send", plain(danmaku("第二条", 12, "Bo", "d2"))), ("stall",)],
             [("send", plain(danmaku("第三条", 13, "Cy", "d3"))), ("sleep", 0.3)],
         ]
-        src = make_source(server, heartbeat_s=0.25)
+        src = make_source(server, heartbeat_s=1.0)  # stall after 2 s: far from the 0.6 s pause, even under load
         got = await run_until(src, lambda g: any(e.text == "第三条" for e in g))
     summary = [(e.kind, e.user.name, e.text or e.gift_name or e.action) for e in got]
     assert summary == [
