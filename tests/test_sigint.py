@@ -53,7 +53,7 @@ def test_sigint_stops_cleanly_with_a_playable_recording(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "streamer", "run", "-c", str(cfg)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # bounds a start that hangs; a loaded machine starts slowly
         status = {}
         while time.monotonic() < deadline and status.get("ticks", 0) < 150:
             time.sleep(0.2)
@@ -71,6 +71,19 @@ def test_sigint_stops_cleanly_with_a_playable_recording(tmp_path):
     err = proc.stderr.read()
     assert rc == 0, err
     assert "Traceback" not in err and "streamer stopped" in err
-    frames, audio, fps, rate = read_mp4(next(rec.glob("streamer-*.mp4")))
-    assert len(frames) >= 150 and fps == 25
-    assert abs(len(frames) / fps - len(audio) / rate) <= 1 / fps
+    path = next(rec.glob("streamer-*.mp4"))
+    _, audio, _, rate = read_mp4(path)
+    fps, span = video_span(path)  # by timestamps: a loaded machine may drop ticks, held as gaps (VFR)
+    assert fps == 25 and span >= 150 / fps
+    assert abs(span - len(audio) / rate) <= 1 / fps  # picture and sound end together
+
+
+def video_span(path):
+    """The recording's nominal frame rate and how long its picture lasts (first frame to the end of the last)."""
+    import av
+
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        fps = float(stream.base_rate or stream.guessed_rate)
+        times = [f.time for f in c.decode(video=0)]
+    return fps, times[-1] - times[0] + 1 / fps
