@@ -264,6 +264,7 @@ class App:
             "persona": self.cast.active if self.cast else None,
             "voice": self.tts.describe() if self.tts else None,
             "voice_engine": self.tts.speaking if self.tts else None,  # the chain's engine that spoke last
+            "operator_mic": None if self.mic is None else {"mode": self.mic.mode, "talking": self.mic.talking},
             "fps": round(self.clock.measured_fps(), 2),
             "ticks": self.clock.ticks,
             "mic_latency_ms": self._mic_latency_ms(),
@@ -365,6 +366,19 @@ class App:
         if include_paid:
             return self.director.remove(lambda e: True, "queue cleared by the operator")
         return self.director.clear()
+
+    def talk(self, down: bool) -> None:
+        """Push-to-talk: ``down`` starts recording the operator (a barge-in if the host is speaking); up ends
+        it, and what was said is transcribed into an operator line (or a question, in conversation mode).
+        LookupError without an operator microphone; ValueError when it listens by itself (open_mic)."""
+        if self.mic is None:
+            raise LookupError("no operator microphone: set [voice.mic] enabled = true in the profile")
+        if self.mic.mode != "push_to_talk":
+            raise ValueError("the operator microphone is in open_mic mode: it listens by itself")
+        if down:
+            self.mic.press()
+        else:
+            self.mic.release()
 
     def set_muted(self, muted: bool) -> None:
         """Silence the microphone outputs (virtual microphone, sound device); the stream goes on."""

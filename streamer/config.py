@@ -443,6 +443,8 @@ class ShortcutSettings(_Model):
     mute: str = "m"
     clear: str = "c"
     ban_current: str = "b"
+    talk: str = "t"
+    """Held down: push-to-talk on the operator microphone ([voice.mic] mode = "push_to_talk")."""
 
 
 class HotkeySettings(_Model):

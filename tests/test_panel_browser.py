@@ -16,6 +16,7 @@ from streamer.sinks.base import Sink
 from tests.conftest import write_config
 from tests.fakes.browser import CHROMIUM, Browser
 from tests.test_control_live import PROFILE, TOKEN, _wait_for
+from tests.test_operator_mic import pulse_sink  # noqa: F401  (a PulseAudio null sink: the operator's microphone)
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None, reason="needs chromium")]
 
@@ -142,6 +143,27 @@ async def test_stage_page_plays_video_and_audio_over_webrtc(tmp_path):
             await page.wait("window.stageStats && window.stageStats.connected && window.stageStats.frames > 10", 60)
             assert await _wait_for(lambda: app.status()["sinks"]["stage"]["served"] == 2
                                    and app.status()["sinks"]["stage"]["viewers"] == 1, 30)
+    finally:
+        await control.stop()
+        await app.stop()
+
+
+async def test_holding_the_talk_key_records_the_operator_and_letting_go_stops(tmp_path, pulse_sink):  # noqa: F811
+    """Push-to-talk from the panel: the button shows only with a push-to-talk microphone, the "t" key held
+    down records (the button lights up), released it stops (what was said goes to the host)."""
+    app, control, _ = await _start(tmp_path, f'[voice.mic]\nenabled = true\nsource = "{pulse_sink}.monitor"\n')
+    try:
+        await asyncio.wait_for(app.mic.listening.wait(), 60)
+        async with Browser() as page:
+            await page.goto(f"{control.url}/#token={TOKEN}")
+            await page.wait("document.getElementById('conn').textContent.startsWith('live') && "
+                            "!document.getElementById('talk-btn').hidden")
+            assert await page.js("document.querySelector('kbd[data-key=talk]').textContent") == "t"
+            await page.key("keyDown", "t")
+            assert await _wait_for(lambda: app.mic.talking, 15)
+            await page.wait("document.getElementById('talk-btn').classList.contains('active')")
+            await page.key("keyUp", "t")
+            assert await _wait_for(lambda: not app.mic.talking, 15)
     finally:
         await control.stop()
         await app.stop()

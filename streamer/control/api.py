@@ -25,6 +25,7 @@
     POST /api/product {"id"?, "price"?, "stock"?, "original_price"?, "sale_ends_in_s"?}
     POST /api/action {"name": "wave"}      play an action clip
     POST /api/mute   {"muted": bool}       silence the microphone outputs
+    POST /api/talk   {"down": bool}        push-to-talk on the operator microphone: down, speak, up
     POST /api/overlay {"name", "enabled"}  toggle an overlay (subtitles, chat, product, banner)
     GET  /api/guard                       the output guard's recent decisions and state
     POST/DELETE /api/guard/allow {"phrase"}   allow (or no longer allow) a phrase for this show
@@ -319,6 +320,14 @@ class ControlServer:
         self.app.set_muted(body.muted)
         return self._ok(muted=body.muted)
 
+    async def talk(self, request: web.Request) -> web.Response:
+        body = await self._body(request, b.TalkBody)
+        try:
+            self.app.talk(body.down)
+        except (LookupError, ValueError) as e:
+            return _error(409, str(e))
+        return self._ok(talking=body.down)
+
     async def overlay(self, request: web.Request) -> web.Response:
         body = await self._body(request, b.OverlayBody)
         return self._ok(overlays=self.app.set_overlay(body.name, body.enabled))
@@ -378,7 +387,7 @@ class ControlServer:
                               ("say", self.say), ("chat", self.chat), ("clear", self.clear), ("ban", self.ban),
                               ("unban", self.unban), ("ban_current", self.ban_current), ("approve", self.approve),
                               ("reject", self.reject), ("approval", self.approval), ("persona", self.persona),
-                              ("product", self.product), ("action", self.action), ("mute", self.mute),
+                              ("product", self.product), ("action", self.action), ("mute", self.mute), ("talk", self.talk),
                               ("overlay", self.overlay), ("obs/source", self.obs_source)):
             r.add_post(f"/api/{path}", handler)
 

@@ -107,6 +107,10 @@ class MuteBody(_Body):
     muted: bool
 
 
+class TalkBody(_Body):
+    down: bool
+
+
 class ClearBody(_Body):
     include_paid: bool = False
     """Paid messages stay unless this is true: money was spent on them."""

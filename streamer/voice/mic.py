@@ -159,6 +159,11 @@ class OperatorMic:
         return f"operator microphone ({self.source or 'default source'}, {self.mode}, {self.role})"
 
     # ------------------------------------------------------------------ push-to-talk
+    @property
+    def talking(self) -> bool:
+        """Push-to-talk is held down."""
+        return self._pressed
+
     def press(self) -> None:
         """Start talking (push-to-talk): a barge-in if the host is speaking."""
         if self.mode != "push_to_talk" or self._pressed:

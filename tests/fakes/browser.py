@@ -122,7 +122,11 @@ class Browser:
 
     async def press(self, key: str) -> None:
         """A real key press (keydown + keyup) delivered to the focused page."""
+        await self.key("keyDown", key)
+        await self.key("keyUp", key)
+
+    async def key(self, kind: str, key: str) -> None:
+        """One key event ("keyDown" or "keyUp"): a key held down between the two."""
         code, vk = KEYS[key] if key in KEYS else (f"Key{key.upper()}", ord(key.upper()))
-        for kind in ("keyDown", "keyUp"):
-            await self.send("Input.dispatchKeyEvent", type=kind, key=key, code=code, windowsVirtualKeyCode=vk,
-                            text=key if len(key) == 1 and kind == "keyDown" else "")
+        await self.send("Input.dispatchKeyEvent", type=kind, key=key, code=code, windowsVirtualKeyCode=vk,
+                        text=key if len(key) == 1 and kind == "keyDown" else "")

@@ -130,6 +130,9 @@ function render(s) {
   $("paid-failed").textContent = s.paid_failed ?? 0;
   $("paused-badge").hidden = !s.paused;
   $("muted-badge").hidden = !s.muted;
+  const mic = s.operator_mic;
+  $("talk-btn").hidden = !mic || mic.mode !== "push_to_talk";
+  $("talk-btn").classList.toggle("active", Boolean(mic && mic.talking));
   $("pause-btn").firstChild.textContent = s.paused ? "Resume 继续 " : "Pause 暂停 ";
   $("mute-btn").firstChild.textContent = s.muted ? "Unmute 取消静音 " : "Mute mic 静音 ";
   $("persona-now").textContent = s.persona || "–";
@@ -258,11 +261,29 @@ const COMMANDS = {
   say: () => $("say-text").focus(),
 };
 
+// push-to-talk: held down (button or key), released to send what was said
+let talking = false;
+function talk(down) {
+  if (down === talking) return;
+  talking = down;
+  api("POST", "/api/talk", { down });
+}
+const talkKey = (e) => shortcuts.talk && e.key.toLowerCase() === shortcuts.talk.toLowerCase();
+$("talk-btn").addEventListener("pointerdown", () => talk(true));
+["pointerup", "pointerleave"].forEach((ev) => $("talk-btn").addEventListener(ev, () => talk(false)));
+document.addEventListener("keyup", (e) => { if (talkKey(e)) talk(false); });
+window.addEventListener("blur", () => talk(false));
+
 document.addEventListener("keydown", (e) => {
   if ($("panel").hidden || e.ctrlKey || e.metaKey || e.altKey) return;
   const typing = ["INPUT", "TEXTAREA", "SELECT"].includes(document.activeElement.tagName);
   if (typing && e.key !== "Escape") return;
   if (typing) { document.activeElement.blur(); }
+  if (talkKey(e)) {
+    e.preventDefault();
+    if (!$("talk-btn").hidden && !e.repeat) talk(true);
+    return;
+  }
   for (const [command, key] of Object.entries(shortcuts)) {
     if (key && (e.key === key || e.key.toLowerCase() === key.toLowerCase())) {
       e.preventDefault();
