@@ -144,3 +144,41 @@ def wait_until_recording(source: str, timeout: float = 10.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"no recorder connected to {source} within {timeout} s")
+
+
+def ensure_pulseaudio() -> None:
+    """A PulseAudio server to play into and record from: started here when installed and not running
+    (``pulseaudio -D --exit-idle-time=-1``); the test is skipped, saying how to install it, otherwise."""
+    import shutil
+    import subprocess
+    import time
+
+    if not all(shutil.which(tool) for tool in ("pulseaudio", "pactl", "pacat", "parec")):
+        pytest.skip("PulseAudio is not installed (sudo apt-get install pulseaudio pulseaudio-utils)")
+    if subprocess.run(["pactl", "info"], capture_output=True).returncode != 0:
+        subprocess.run(["pulseaudio", "-D", "--exit-idle-time=-1"], capture_output=True, check=False)
+        for _ in range(50):
+            if subprocess.run(["pactl", "info"], capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("PulseAudio did not start")
+
+
+@pytest.fixture(scope="module")
+def pulse() -> None:
+    ensure_pulseaudio()
+
+
+@pytest.fixture(scope="module")
+def pulse_sink():
+    """A fresh PulseAudio null sink (a virtual microphone: play into it, record its ``.monitor``)."""
+    import subprocess
+    import uuid
+
+    ensure_pulseaudio()
+    name = f"test_sink_{uuid.uuid4().hex[:8]}"
+    module = subprocess.run(["pactl", "load-module", "module-null-sink", f"sink_name={name}"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    yield name
+    subprocess.run(["pactl", "unload-module", module], capture_output=True, check=False)

@@ -1,6 +1,5 @@
 """The virtual microphone against a real PulseAudio server: what we play is what a recorder hears."""
 
-import shutil
 import subprocess
 import time
 
@@ -13,21 +12,6 @@ from streamer.sinks.microphone import VirtualMicrophoneSink
 pytestmark = pytest.mark.slow
 RATE, FPS = 48000, 25
 SPF = RATE // FPS
-
-
-@pytest.fixture(scope="module")
-def pulse():
-    if not shutil.which("pulseaudio") or not shutil.which("pactl"):
-        pytest.skip("PulseAudio is not installed (sudo apt-get install pulseaudio)")
-    if subprocess.run(["pactl", "info"], capture_output=True).returncode != 0:
-        subprocess.run(["pulseaudio", "-D", "--exit-idle-time=-1"], capture_output=True, check=False)
-        for _ in range(50):
-            if subprocess.run(["pactl", "info"], capture_output=True).returncode == 0:
-                break
-            time.sleep(0.1)
-        else:
-            pytest.fail("PulseAudio did not start")
-    yield
 
 
 def sinks():

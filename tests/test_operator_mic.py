@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import subprocess
 import time
-import uuid
 
 import numpy as np
 import pytest
@@ -46,25 +44,6 @@ def test_segmenter_ignores_a_click_and_caps_long_speech():
     got = [e for f in tone_frames(5.0, 0.3) if (e := seg.push(f, True))]
     assert [k for k, _ in got][:4] == ["start", "end", "start", "end"]
     assert all(len(pcm) / 2 / RATE <= 2.0 for kind, pcm in got if kind == "end")  # capped at max_utterance_s
-
-
-@pytest.fixture(scope="module")
-def pulse_sink():
-    if not shutil.which("pulseaudio") or not shutil.which("pactl") or not shutil.which("pacat"):
-        pytest.skip("PulseAudio is not installed (sudo apt-get install pulseaudio pulseaudio-utils)")
-    if subprocess.run(["pactl", "info"], capture_output=True).returncode != 0:
-        subprocess.run(["pulseaudio", "-D", "--exit-idle-time=-1"], capture_output=True, check=False)
-        for _ in range(50):
-            if subprocess.run(["pactl", "info"], capture_output=True).returncode == 0:
-                break
-            time.sleep(0.1)
-        else:
-            pytest.fail("PulseAudio did not start")
-    name = f"voice_test_{uuid.uuid4().hex[:8]}"
-    module = subprocess.run(["pactl", "load-module", "module-null-sink", f"sink_name={name}"],
-                            capture_output=True, text=True, check=True).stdout.strip()
-    yield name
-    subprocess.run(["pactl", "unload-module", module], capture_output=True, check=False)
 
 
 async def play(sink: str, pcm: np.ndarray, rate: int) -> None:

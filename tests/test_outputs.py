@@ -2,7 +2,6 @@
 PortAudio's ALSA "pulse" device, and a camera device that disappears (pyvirtualcam's backend registry)."""
 
 import logging
-import os
 import shutil
 import signal
 import socket
@@ -204,19 +203,6 @@ def test_camera_that_disappears_is_reopened_without_touching_other_sinks(flaky_b
     assert len(second.frames) >= 15 and worker.failed is None
     st = cam.status()
     assert st["reopens"] == 1 and st["outages"] == 1 and st["skipped"] >= 1 and st["state"] == "live"
-
-
-@pytest.fixture
-def pulse_sink():
-    if shutil.which("pactl") is None or subprocess.run(["pactl", "info"], capture_output=True).returncode:
-        pytest.skip("needs a PulseAudio server")
-    name = f"operator_sd_{os.getpid()}"
-    mod = subprocess.run(["pactl", "load-module", "module-null-sink", f"sink_name={name}"], capture_output=True,
-                         text=True, check=True).stdout.strip()
-    try:
-        yield name
-    finally:
-        subprocess.run(["pactl", "unload-module", mod], check=False)
 
 
 @pytest.mark.slow

@@ -16,7 +16,6 @@ from streamer.sinks.base import Sink
 from tests.conftest import write_config
 from tests.fakes.browser import CHROMIUM, Browser
 from tests.test_control_live import PROFILE, TOKEN, _wait_for
-from tests.test_operator_mic import pulse_sink  # noqa: F401  (a PulseAudio null sink: the operator's microphone)
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None, reason="needs chromium")]
 
@@ -148,7 +147,7 @@ async def test_stage_page_plays_video_and_audio_over_webrtc(tmp_path):
         await app.stop()
 
 
-async def test_holding_the_talk_key_records_the_operator_and_letting_go_stops(tmp_path, pulse_sink):  # noqa: F811
+async def test_holding_the_talk_key_records_the_operator_and_letting_go_stops(tmp_path, pulse_sink):
     """Push-to-talk from the panel: the button shows only with a push-to-talk microphone, the "t" key held
     down records (the button lights up), released it stops (what was said goes to the host)."""
     app, control, _ = await _start(tmp_path, f'[voice.mic]\nenabled = true\nsource = "{pulse_sink}.monitor"\n')
