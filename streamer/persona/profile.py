@@ -27,7 +27,9 @@ from streamer.config import ConfigError, VoiceEngine, read_toml_model
 from streamer.voice.normalize import base_language
 
 
-class _VoiceIn(BaseModel):
+class PersonaVoice(BaseModel):
+    """A persona's voice chain and voices; empty fields fall back to the profile's [voice] settings."""
+
     model_config = ConfigDict(extra="forbid")
     engines: list[VoiceEngine] = []
     edge_voice: str = ""
@@ -50,26 +52,9 @@ class _ProfileIn(BaseModel):
     style: str = "Warm, upbeat and concise."
     greeting: str = ""
     rules: list[str] = []
-    voice: _VoiceIn = _VoiceIn()
+    voice: PersonaVoice = PersonaVoice()
     avatar: str = ""
     max_sentences: int = 3
-
-
-@dataclass
-class PersonaVoice:
-    """A persona's voice chain and voices; empty fields fall back to the profile's [voice] settings."""
-
-    engines: list[str] = field(default_factory=list)
-    edge_voice: str = ""
-    edge_rate: str = ""
-    edge_pitch: str = ""
-    piper_model: str = ""
-    espeak_voice: str = ""
-    reference_audio: str = ""
-    reference_text: str = ""
-    reference_language: str = ""
-    cosyvoice_speaker: str = ""
-    openai_voice: str = ""
 
 
 @dataclass
@@ -103,7 +88,7 @@ class PersonaProfile:
 
 def load_profile(path: Path) -> PersonaProfile:
     p = read_toml_model(path, _ProfileIn, "persona file")
-    voice = PersonaVoice(**p.voice.model_dump())
+    voice = p.voice.model_copy()
     if voice.reference_audio:
         ref = Path(voice.reference_audio).expanduser()
         voice.reference_audio = str(ref if ref.is_absolute() else path.parent / ref)
