@@ -191,8 +191,14 @@ class CountingSink(Sink):
 class BrokenSink(Sink):
     name = "broken"
 
+    def __init__(self):
+        self.closed = threading.Event()
+
     def write(self, tick):
         raise OSError("device unplugged")
+
+    def close(self):  # the worker closes a sink once it has given up on it
+        self.closed.set()
 
 
 def test_a_stuck_or_broken_sink_never_stalls_the_clock_or_other_sinks():
@@ -213,6 +219,7 @@ def test_a_stuck_or_broken_sink_never_stalls_the_clock_or_other_sinks():
         assert clock.ticks == 100 and max(clock.lateness) == 0.0
         assert good.sink.done.wait(30) and good.sink.indices == list(range(100))  # every tick, in order
         assert stuck.dropped >= 97  # the stuck one lost its oldest ticks, nobody else did
+        assert broken.sink.closed.wait(30)  # its worker thread may run only now on a loaded machine
         assert broken.failed and "device unplugged" in broken.failed
     finally:
         stuck.sink.release.set()
