@@ -226,7 +226,7 @@ def test_sound_device_sink_plays_through_portaudio_into_pulseaudio(pulse_sink, m
         sink.muted.set()
         for i in range(50, 75):
             sink.write(_tick(i))
-        time.sleep(0.5)
+        time.sleep(3.5)  # let the device play out what it buffered (ALSA's pulse plugin may hold up to ~3 s)
     finally:
         sink.close()
         rec.terminate()
